@@ -1,0 +1,95 @@
+import { experimental, logVerbosity, status as Status, type ChannelOptions } from '@grpc/grpc-js';
+import type { Subscription } from 'rxjs';
+import type { InstanceSource } from '../discovery/discovery-hub.js';
+import type { ServiceInstance } from '../registry/registry-record.codec.js';
+
+const TRACER_NAME = 'etcd_resolver';
+export const ETCD_SCHEME = 'etcd';
+
+/**
+ * Channel option carrying the instance source. Its prefix keeps it out of subchannel arguments,
+ * so channels of one process still share subchannels.
+ */
+export const INSTANCE_SOURCE_OPTION = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.nestjs_etcd_discovery.source`;
+
+function trace(text: string): void {
+  experimental.trace(logVerbosity.DEBUG, TRACER_NAME, text);
+}
+
+/** An instance as a grpc-js endpoint; our extra fields reach custom balancers unchanged. */
+export interface DiscoveredEndpoint extends experimental.Endpoint {
+  readonly instance: ServiceInstance;
+}
+
+/**
+ * Resolves `etcd:///<service>` from the process's shared service watcher. It answers
+ * asynchronously and only on change (an answer on the same tick makes pick_first spin), and can
+ * be destroyed and restarted, replaying the current list, as grpc-js does with idle channels.
+ */
+class EtcdResolver implements experimental.Resolver {
+  private readonly serviceName: string;
+  private readonly source?: InstanceSource;
+  private subscription?: Subscription;
+
+  constructor(
+    target: experimental.GrpcUri,
+    private readonly listener: experimental.ResolverListener,
+    channelOptions: ChannelOptions,
+  ) {
+    this.serviceName = target.path.replace(/^\/+/, '');
+    this.source = channelOptions[INSTANCE_SOURCE_OPTION] as InstanceSource | undefined;
+    trace(`created for ${this.serviceName}`);
+  }
+
+  updateResolution(): void {
+    if (this.subscription) return;
+    if (!this.source) {
+      this.reportError(
+        `target etcd:///${this.serviceName} needs a channel made by nestjs-etcd-discovery's ClientFactory`,
+      );
+      return;
+    }
+    const prefix = this.source.prefixOf(this.serviceName);
+    this.subscription = this.source.watch(this.serviceName).subscribe({
+      next: (instances) => setImmediate(() => this.report(instances, prefix)),
+      error: (error: Error) => setImmediate(() => this.reportError(error.message)),
+    });
+  }
+
+  destroy(): void {
+    this.subscription?.unsubscribe();
+    this.subscription = undefined;
+    trace(`destroyed for ${this.serviceName}`);
+  }
+
+  static getDefaultAuthority(target: experimental.GrpcUri): string {
+    return target.path.replace(/^\/+/, '');
+  }
+
+  private report(instances: readonly ServiceInstance[], prefix: string): void {
+    if (!this.subscription) return;
+    trace(`${this.serviceName}: ${instances.map((instance) => instance.address).join(',') || 'none'}`);
+    if (instances.length === 0) {
+      this.reportError(`no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"`);
+      return;
+    }
+    const endpoints: DiscoveredEndpoint[] = instances.map((instance) => ({
+      addresses: [{ host: instance.host, port: instance.port }],
+      instance,
+    }));
+    this.listener(experimental.statusOrFromValue(endpoints), {}, null, '');
+  }
+
+  private reportError(details: string): void {
+    this.listener(experimental.statusOrFromError({ code: Status.UNAVAILABLE, details }), {}, null, details);
+  }
+}
+
+let registered = false;
+
+/** Registers the `etcd` scheme with grpc-js (the one copy shared with Nest); safe to call again. */
+export function setup(): void {
+  if (registered) return;
+  experimental.registerResolver(ETCD_SCHEME, EtcdResolver);
+  registered = true;
+}

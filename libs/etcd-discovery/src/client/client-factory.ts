@@ -1,0 +1,85 @@
+import { ClientGrpcProxy, type ClientGrpc } from '@nestjs/microservices';
+import { defer, first, map, throwError, timeout, type Observable } from 'rxjs';
+import { ETCD_SCHEME, INSTANCE_SOURCE_OPTION, setup as setupEtcdResolver } from '../balancing/etcd.resolver.js';
+import type { InstanceSource } from '../discovery/discovery-hub.js';
+import { validateClientOptions, validateServiceName } from '../module/validate-options.js';
+import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { DiscoveredClientOptions } from './discovered-client-options.interface.js';
+import { NoLiveInstanceError } from './no-live-instance.error.js';
+import { optionsFingerprint } from './options-fingerprint.js';
+
+/**
+ * Hands out long-lived, balanced `ClientGrpc` proxies for discovered services. One proxy per
+ * service and options, cached: membership changes reach its channel through the `etcd` resolver,
+ * so the proxy is never rebuilt and in-flight calls are never dropped.
+ */
+export class ClientFactory {
+  private readonly clients = new Map<string, ClientGrpcProxy>();
+
+  constructor(
+    private readonly source: InstanceSource,
+    private readonly defaultWaitMs: number,
+  ) {
+    setupEtcdResolver();
+  }
+
+  /** Emits the balanced client once the service has a live instance, then completes. */
+  getClient(serviceName: string, options: DiscoveredClientOptions): Observable<ClientGrpc> {
+    return defer(() => {
+      const client = this.createClient(serviceName, options);
+      const waitMs = options.waitTimeoutMs ?? this.defaultWaitMs;
+      return this.source.watch(serviceName).pipe(
+        first((instances) => instances.length > 0),
+        timeout({
+          first: waitMs,
+          with: () => throwError(() => new NoLiveInstanceError(serviceName, this.source.prefixOf(serviceName), waitMs)),
+        }),
+        map(() => client),
+      );
+    });
+  }
+
+  /** `getClient` narrowed to one typed gRPC service of the proto package. */
+  getService<T extends object>(serviceName: string, grpcServiceName: string, options: DiscoveredClientOptions): Observable<T> {
+    return this.getClient(serviceName, options).pipe(map((client) => client.getService<T>(grpcServiceName)));
+  }
+
+  /** The live instances of a service, re-emitted on every membership change. */
+  instances(serviceName: string): Observable<readonly ServiceInstance[]> {
+    return defer(() => {
+      validateServiceName('serviceName', serviceName);
+      return this.source.watch(serviceName);
+    });
+  }
+
+  /**
+   * The balanced client at once, without waiting: calls made before an instance is live fail fast
+   * with UNAVAILABLE naming the service (or queue until their deadline with waitForReady).
+   */
+  createClient(serviceName: string, options: DiscoveredClientOptions): ClientGrpc {
+    const resolved = validateClientOptions(serviceName, options, this.defaultWaitMs);
+    const cacheKey = `${serviceName}\n${optionsFingerprint(resolved)}`;
+    let client = this.clients.get(cacheKey);
+    if (!client) {
+      client = new ClientGrpcProxy({
+        ...resolved.nestOptions,
+        url: `${ETCD_SCHEME}:///${serviceName}`,
+        channelOptions: {
+          ...resolved.nestOptions.channelOptions,
+          'grpc.service_config': JSON.stringify(resolved.serviceConfig),
+          // With a proxy variable set, grpc-js would send our custom-scheme target to the proxy.
+          'grpc.enable_http_proxy': 0,
+          [INSTANCE_SOURCE_OPTION]: this.source,
+        },
+      });
+      this.clients.set(cacheKey, client);
+    }
+    return client;
+  }
+
+  /** Closes every channel this factory opened. */
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}

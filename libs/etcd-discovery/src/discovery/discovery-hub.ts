@@ -1,0 +1,75 @@
+import { Logger } from '@nestjs/common';
+import type { Etcd3 } from 'etcd3';
+import { Observable, ReplaySubject, share, timer } from 'rxjs';
+import { servicePrefix } from '../registry/registry-keys.js';
+import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import { ServiceWatcher } from './service-watcher.js';
+
+/** A watch outlives its last subscriber this long, so a channel that goes idle and back does not re-list. */
+const LINGER_MS = 30_000;
+
+/** Anything that can tell the live instances of a service: what the resolver reads. */
+export interface InstanceSource {
+  watch(serviceName: string): Observable<readonly ServiceInstance[]>;
+  prefixOf(serviceName: string): string;
+}
+
+/**
+ * ONE watcher per service per process, shared by every channel and subscriber of that service,
+ * started on first use and stopped a while after the last subscriber leaves.
+ */
+export class DiscoveryHub implements InstanceSource {
+  private readonly streams = new Map<string, Observable<readonly ServiceInstance[]>>();
+  private readonly active = new Set<ServiceWatcher>();
+  private readonly logger = new Logger('EtcdDiscovery');
+  private closed = false;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly namespace: string,
+  ) {}
+
+  prefixOf(serviceName: string): string {
+    return servicePrefix(this.namespace, serviceName);
+  }
+
+  watch(serviceName: string): Observable<readonly ServiceInstance[]> {
+    let stream = this.streams.get(serviceName);
+    if (!stream) {
+      stream = this.createStream(serviceName);
+      this.streams.set(serviceName, stream);
+    }
+    return stream;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.active].map((watcher) => watcher.stop()));
+    this.active.clear();
+  }
+
+  private createStream(serviceName: string): Observable<readonly ServiceInstance[]> {
+    return new Observable<readonly ServiceInstance[]>((subscriber) => {
+      if (this.closed) {
+        subscriber.error(new Error('nestjs-etcd-discovery: the discovery module has shut down'));
+        return undefined;
+      }
+      const watcher = new ServiceWatcher(this.client, serviceName, this.prefixOf(serviceName), this.logger);
+      this.active.add(watcher);
+      const subscription = watcher.instances$.subscribe(subscriber);
+      watcher.start();
+      return () => {
+        subscription.unsubscribe();
+        this.active.delete(watcher);
+        void watcher.stop();
+      };
+    }).pipe(
+      share({
+        connector: () => new ReplaySubject(1),
+        resetOnError: true,
+        resetOnComplete: true,
+        resetOnRefCountZero: () => timer(LINGER_MS),
+      }),
+    );
+  }
+}

@@ -1,0 +1,65 @@
+import type { MirrorSnapshot } from '../registry/prefix-mirror.js';
+import type { DecodeResult, ServiceInstance } from '../registry/registry-record.codec.js';
+import { formatHostPort } from '../registry/address.js';
+
+/** What the service watcher keeps per key: the decoded record or why it was skipped. */
+export type DecodedEntry = DecodeResult & { readonly id?: string };
+
+export interface InstanceListResult {
+  readonly instances: readonly ServiceInstance[];
+  /** Keys skipped, each with its reason (bad record, key outside the pattern, duplicate address). */
+  readonly skipped: ReadonlyMap<string, string>;
+}
+
+/**
+ * The routable instances of a snapshot, ordered by key. Invalid records and second records for an
+ * address already listed are skipped: routing twice to one address would double its share.
+ */
+export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>): InstanceListResult {
+  const instances: ServiceInstance[] = [];
+  const skipped = new Map<string, string>();
+  const byAddress = new Map<string, string>();
+  for (const key of [...snapshot.keys()].sort()) {
+    const entry = snapshot.get(key)!.value;
+    if (!entry.ok || entry.id === undefined) {
+      skipped.set(key, entry.ok ? 'key is not <namespace>/<service>/<instanceId>' : entry.reason);
+      continue;
+    }
+    const address = formatHostPort(entry.address);
+    const holder = byAddress.get(address);
+    if (holder !== undefined) {
+      skipped.set(key, `duplicate of ${holder} (same address ${address})`);
+      continue;
+    }
+    byAddress.set(address, key);
+    instances.push({ id: entry.id, key, address, host: entry.address.host, port: entry.address.port, metadata: entry.metadata });
+  }
+  return { instances, skipped };
+}
+
+export interface InstanceListDiff {
+  readonly added: readonly ServiceInstance[];
+  readonly removed: readonly ServiceInstance[];
+  readonly changed: readonly ServiceInstance[];
+}
+
+/** Differences by key; `changed` holds the new version of instances whose address or metadata changed. */
+export function diffInstances(before: readonly ServiceInstance[], after: readonly ServiceInstance[]): InstanceListDiff {
+  const old = new Map(before.map((instance) => [instance.key, instance]));
+  const next = new Map(after.map((instance) => [instance.key, instance]));
+  const added = after.filter((instance) => !old.has(instance.key));
+  const removed = before.filter((instance) => !next.has(instance.key));
+  const changed = after.filter((instance) => {
+    const previous = old.get(instance.key);
+    return previous !== undefined && !sameInstance(previous, instance);
+  });
+  return { added, removed, changed };
+}
+
+export function isEmptyDiff(diff: InstanceListDiff): boolean {
+  return diff.added.length === 0 && diff.removed.length === 0 && diff.changed.length === 0;
+}
+
+function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
+  return a.address === b.address && JSON.stringify(a.metadata) === JSON.stringify(b.metadata);
+}

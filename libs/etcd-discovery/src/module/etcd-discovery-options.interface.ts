@@ -1,0 +1,100 @@
+import type { ModuleMetadata, Type } from '@nestjs/common';
+
+/** TLS material for the etcd connection (PEM buffers). */
+export interface EtcdTlsOptions {
+  rootCertificate: Buffer;
+  privateKey?: Buffer;
+  certChain?: Buffer;
+}
+
+export interface EtcdConnectionOptions {
+  /**
+   * etcd endpoints, each with its scheme.
+   * @default ['http://127.0.0.1:2379']
+   */
+  hosts?: string | string[];
+  /** TLS for the etcd connection; `https://` hosts need it. */
+  tls?: EtcdTlsOptions;
+  /** etcd user credentials (simple-token or JWT auth). */
+  auth?: { username: string; password: string };
+  /**
+   * Deadline for a single etcd request, in milliseconds.
+   * @default 5000
+   */
+  requestTimeoutMs?: number;
+}
+
+/** One service this process serves and announces in etcd. */
+export interface RegistrationOptions {
+  /** Service name clients discover it by, e.g. `greeter`. Letters, digits, `.`, `_`, `-`. */
+  serviceName: string;
+  /**
+   * Host written to the registry. Set it when the address the server sees is not the one
+   * clients can reach (containers, NAT).
+   * @default derived from the server's bind address (loopback stays loopback, a wildcard
+   * bind advertises the first non-internal IPv4 address)
+   */
+  host?: string;
+  /**
+   * Port written to the registry.
+   * @default the port the gRPC server really bound (so port 0 works)
+   */
+  port?: number;
+  /** Free-form metadata merged into the record's `Metadata` (e.g. `{ version: '1.2.0', zone: 'eu-1', weight: 2 }`). */
+  metadata?: Record<string, unknown>;
+}
+
+export interface ServerLifecycleOptions {
+  /**
+   * Lease TTL in seconds; a crashed process disappears from the registry after at most this long.
+   * @default 10
+   */
+  ttlSeconds?: number;
+  /**
+   * Time between removing the registration and closing the server, so every client sees the
+   * removal before connections close.
+   * @default 1000
+   */
+  drainDelayMs?: number;
+  /**
+   * Time graceful shutdown waits for in-flight calls before cancelling them.
+   * @default 10000
+   */
+  shutdownTimeoutMs?: number;
+}
+
+export interface EtcdDiscoveryModuleOptions {
+  /** How to reach etcd. */
+  etcd?: EtcdConnectionOptions;
+  /**
+   * Key prefix shared by every service: keys are `<namespace>/<service>/<instanceId>`.
+   * @default '/services'
+   */
+  namespace?: string;
+  /** What this process serves. Omit in an app that only calls services. */
+  registration?: RegistrationOptions | RegistrationOptions[];
+  /** Lease and shutdown timing for a serving app. */
+  server?: ServerLifecycleOptions;
+  /**
+   * How long `ClientFactory` waits for a first live instance before erroring.
+   * @default 10000
+   */
+  discoveryTimeoutMs?: number;
+  /**
+   * Register the module globally.
+   * @default false
+   */
+  isGlobal?: boolean;
+}
+
+export interface EtcdDiscoveryOptionsFactory {
+  createEtcdDiscoveryOptions(): EtcdDiscoveryModuleOptions | Promise<EtcdDiscoveryModuleOptions>;
+}
+
+export interface EtcdDiscoveryModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  isGlobal?: boolean;
+  useFactory?: (...args: any[]) => EtcdDiscoveryModuleOptions | Promise<EtcdDiscoveryModuleOptions>;
+  inject?: any[];
+  useClass?: Type<EtcdDiscoveryOptionsFactory>;
+  useExisting?: Type<EtcdDiscoveryOptionsFactory>;
+}

@@ -1,0 +1,52 @@
+import type { Provider } from '@nestjs/common';
+import type { Etcd3 } from 'etcd3';
+import { ClientFactory } from '../client/client-factory.js';
+import type { DiscoveredClientRegistration } from '../client/discovered-client-options.interface.js';
+import { discoveredClientToken } from '../client/inject-discovered-client.decorator.js';
+import { DiscoveryHub } from '../discovery/discovery-hub.js';
+import { createEtcdClient } from '../registry/etcd-client.factory.js';
+import { EtcdRegistration } from '../server/etcd-registration.js';
+import { ETCD_CLIENT, ETCD_DISCOVERY_OPTIONS, RESOLVED_DISCOVERY_OPTIONS } from './etcd-discovery.constants.js';
+import type { EtcdDiscoveryModuleOptions } from './etcd-discovery-options.interface.js';
+import type { ResolvedDiscoveryOptions } from './resolved-options.js';
+import { validateOptions } from './validate-options.js';
+
+/** Providers shared by forRoot and forRootAsync; they differ only in how ETCD_DISCOVERY_OPTIONS is made. */
+export const coreProviders: Provider[] = [
+  {
+    provide: RESOLVED_DISCOVERY_OPTIONS,
+    useFactory: (options: EtcdDiscoveryModuleOptions) => validateOptions(options),
+    inject: [ETCD_DISCOVERY_OPTIONS],
+  },
+  {
+    provide: ETCD_CLIENT,
+    useFactory: (options: ResolvedDiscoveryOptions) => createEtcdClient(options.etcd),
+    inject: [RESOLVED_DISCOVERY_OPTIONS],
+  },
+  {
+    provide: DiscoveryHub,
+    useFactory: (client: Etcd3, options: ResolvedDiscoveryOptions) => new DiscoveryHub(client, options.namespace),
+    inject: [ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
+  },
+  {
+    provide: ClientFactory,
+    useFactory: (hub: DiscoveryHub, options: ResolvedDiscoveryOptions) => new ClientFactory(hub, options.discoveryTimeoutMs),
+    inject: [DiscoveryHub, RESOLVED_DISCOVERY_OPTIONS],
+  },
+  {
+    provide: EtcdRegistration,
+    useFactory: (client: Etcd3, options: ResolvedDiscoveryOptions) => new EtcdRegistration(client, options),
+    inject: [ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
+  },
+];
+
+export const exportedProviders = [ClientFactory, EtcdRegistration, RESOLVED_DISCOVERY_OPTIONS];
+
+/** One provider per registered client, for `@InjectDiscoveredClient(serviceName)`. */
+export function discoveredClientProviders(clients: readonly DiscoveredClientRegistration[]): Provider[] {
+  return clients.map(({ serviceName, options }) => ({
+    provide: discoveredClientToken(serviceName),
+    useFactory: (factory: ClientFactory) => factory.createClient(serviceName, options),
+    inject: [ClientFactory],
+  }));
+}

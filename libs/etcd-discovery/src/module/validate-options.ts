@@ -1,0 +1,222 @@
+import { isValidHost, isValidPort } from '../registry/address.js';
+import {
+  DEFAULT_DISCOVERY_TIMEOUT_MS,
+  DEFAULT_DRAIN_DELAY_MS,
+  DEFAULT_HOSTS,
+  DEFAULT_NAMESPACE,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
+  DEFAULT_TTL_SECONDS,
+  MIN_TTL_SECONDS,
+} from './etcd-discovery.constants.js';
+import type { DiscoveredClientOptions } from '../client/discovered-client-options.interface.js';
+import type { EtcdDiscoveryModuleOptions, RegistrationOptions } from './etcd-discovery-options.interface.js';
+import { InvalidDiscoveryOptionsError } from './invalid-options.error.js';
+import type { ResolvedDiscoveryOptions, ResolvedRegistration } from './resolved-options.js';
+
+export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const NAMESPACE_PATTERN = /^\/?[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
+const MAX_METADATA_BYTES = 16 * 1024;
+
+interface NumberRule {
+  readonly min: number;
+  readonly max: number;
+  readonly integer: boolean;
+  readonly unit: string;
+}
+
+const NUMBER_RULES: Record<string, NumberRule> = {
+  'etcd.requestTimeoutMs': { min: 100, max: 300_000, integer: true, unit: 'milliseconds' },
+  'server.ttlSeconds': { min: MIN_TTL_SECONDS, max: 3_600, integer: true, unit: 'seconds' },
+  'server.drainDelayMs': { min: 0, max: 300_000, integer: true, unit: 'milliseconds' },
+  'server.shutdownTimeoutMs': { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
+  discoveryTimeoutMs: { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
+};
+
+/** The one place options are checked; every other file reads the resolved result. */
+export function validateOptions(options: EtcdDiscoveryModuleOptions | undefined): ResolvedDiscoveryOptions {
+  const input = options ?? {};
+  if (typeof input !== 'object') fail('options', input, 'pass an object, e.g. EtcdDiscoveryModule.forRoot({ etcd: { hosts: [...] } })');
+  const etcd = input.etcd ?? {};
+  const server = input.server ?? {};
+  return {
+    etcd: {
+      hosts: validateHosts(etcd.hosts ?? DEFAULT_HOSTS),
+      tls: etcd.tls ? validateTls(etcd.tls) : undefined,
+      auth: etcd.auth ? validateAuth(etcd.auth) : undefined,
+      requestTimeoutMs: number('etcd.requestTimeoutMs', etcd.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS),
+    },
+    namespace: validateNamespace(input.namespace ?? DEFAULT_NAMESPACE),
+    registrations: validateRegistrations(input.registration),
+    server: {
+      ttlSeconds: number('server.ttlSeconds', server.ttlSeconds, DEFAULT_TTL_SECONDS),
+      drainDelayMs: number('server.drainDelayMs', server.drainDelayMs, DEFAULT_DRAIN_DELAY_MS),
+      shutdownTimeoutMs: number('server.shutdownTimeoutMs', server.shutdownTimeoutMs, DEFAULT_SHUTDOWN_TIMEOUT_MS),
+    },
+    discoveryTimeoutMs: number('discoveryTimeoutMs', input.discoveryTimeoutMs, DEFAULT_DISCOVERY_TIMEOUT_MS),
+  };
+}
+
+export function validateServiceName(field: string, name: unknown): string {
+  if (typeof name !== 'string' || !SERVICE_NAME_PATTERN.test(name)) {
+    fail(field, name, 'use 1-128 letters, digits, ".", "_" or "-", starting with a letter or digit (no "/")');
+  }
+  return name;
+}
+
+function number(field: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const rule = NUMBER_RULES[field];
+  const ok = typeof value === 'number' && Number.isFinite(value) && (!rule.integer || Number.isInteger(value));
+  if (!ok || value < rule.min || value > rule.max) {
+    fail(field, value, `use a whole number of ${rule.unit} from ${rule.min} to ${rule.max}`);
+  }
+  return value;
+}
+
+function validateHosts(hosts: unknown): string[] {
+  const list = typeof hosts === 'string' ? [hosts] : hosts;
+  if (!Array.isArray(list) || list.length === 0) {
+    fail('etcd.hosts', hosts, 'give at least one endpoint such as "http://127.0.0.1:2379"');
+  }
+  return list.map((host, index) => {
+    const field = `etcd.hosts[${index}]`;
+    let url: URL | undefined;
+    try {
+      url = typeof host === 'string' ? new URL(host) : undefined;
+    } catch (cause) {
+      fail(field, host, 'write an endpoint as "http://host:port" or "https://host:port"', cause);
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/') {
+      fail(field, host, 'write an endpoint as "http://host:port" or "https://host:port" (scheme and port required, no path)');
+    }
+    return `${url.protocol}//${url.host}`;
+  });
+}
+
+function validateTls(tls: unknown): ResolvedDiscoveryOptions['etcd']['tls'] {
+  const value = tls as Record<string, unknown>;
+  if (typeof tls !== 'object' || !Buffer.isBuffer(value.rootCertificate)) {
+    fail('etcd.tls.rootCertificate', value?.rootCertificate, 'pass the CA certificate as a Buffer (fs.readFileSync("ca.pem"))');
+  }
+  for (const key of ['privateKey', 'certChain'] as const) {
+    if (value[key] !== undefined && !Buffer.isBuffer(value[key])) {
+      fail(`etcd.tls.${key}`, value[key], 'pass PEM contents as a Buffer, or leave it out');
+    }
+  }
+  if ((value.privateKey === undefined) !== (value.certChain === undefined)) {
+    fail('etcd.tls', '{...}', 'client certificates need both privateKey and certChain');
+  }
+  return tls as ResolvedDiscoveryOptions['etcd']['tls'];
+}
+
+function validateAuth(auth: unknown): { username: string; password: string } {
+  const value = auth as Record<string, unknown>;
+  if (typeof auth !== 'object' || typeof value.username !== 'string' || value.username === '') {
+    fail('etcd.auth.username', value?.username, 'give the etcd user name as a non-empty string');
+  }
+  if (typeof value.password !== 'string') {
+    fail('etcd.auth.password', '<hidden>', 'give the etcd password as a string');
+  }
+  return { username: value.username, password: value.password };
+}
+
+function validateNamespace(namespace: unknown): string {
+  const trimmed = typeof namespace === 'string' ? namespace.replace(/\/+$/, '') : namespace;
+  if (typeof trimmed !== 'string' || !NAMESPACE_PATTERN.test(trimmed)) {
+    fail('namespace', namespace, 'use path segments of letters, digits, ".", "_" or "-", such as "/services" or "/prod/services"');
+  }
+  return trimmed;
+}
+
+function validateRegistrations(registration: unknown): ResolvedRegistration[] {
+  if (registration === undefined) return [];
+  const list = Array.isArray(registration) ? registration : [registration];
+  const seen = new Set<string>();
+  return list.map((item: RegistrationOptions, index) => {
+    const at = Array.isArray(registration) ? `registration[${index}]` : 'registration';
+    if (typeof item !== 'object' || item === null) fail(at, item, 'pass { serviceName: "my-service" }');
+    const serviceName = validateServiceName(`${at}.serviceName`, item.serviceName);
+    if (seen.has(serviceName)) fail(`${at}.serviceName`, serviceName, 'register each service name once per process');
+    seen.add(serviceName);
+    if (item.host !== undefined && (typeof item.host !== 'string' || !isValidHost(item.host))) {
+      fail(`${at}.host`, item.host, 'use an IP address or a DNS name that clients can reach, without a port');
+    }
+    if (item.port !== undefined && !isValidPort(item.port)) {
+      fail(`${at}.port`, item.port, 'use a port from 1 to 65535, or leave it out to advertise the bound port');
+    }
+    return { serviceName, host: item.host, port: item.port, metadata: validateMetadata(`${at}.metadata`, item.metadata) };
+  });
+}
+
+function validateMetadata(field: string, metadata: unknown): Record<string, unknown> {
+  if (metadata === undefined) return {};
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    fail(field, metadata, 'pass a plain object such as { version: "1.0.0", zone: "eu-1" }');
+  }
+  const record = metadata as Record<string, unknown>;
+  if (record.weight !== undefined && !(typeof record.weight === 'number' && Number.isInteger(record.weight) && record.weight >= 0)) {
+    fail(`${field}.weight`, record.weight, 'use a whole number >= 0 (0 = standby only)');
+  }
+  for (const key of ['version', 'zone'] as const) {
+    if (record[key] !== undefined && typeof record[key] !== 'string') fail(`${field}.${key}`, record[key], 'use a string');
+  }
+  let json: string;
+  try {
+    json = JSON.stringify(record);
+  } catch (cause) {
+    fail(field, '{...}', 'metadata must be JSON-serializable (no cycles, no BigInt)', cause);
+  }
+  if (Buffer.byteLength(json) > MAX_METADATA_BYTES) {
+    fail(field, `${Buffer.byteLength(json)} bytes`, `keep metadata under ${MAX_METADATA_BYTES} bytes of JSON`);
+  }
+  return JSON.parse(json) as Record<string, unknown>;
+}
+
+function fail(field: string, value: unknown, fix: string, cause?: unknown): never {
+  throw new InvalidDiscoveryOptionsError(field, value, fix, cause === undefined ? undefined : { cause });
+}
+
+const LOAD_BALANCING_POLICIES = ['round_robin', 'pick_first'] as const;
+
+/** Checks what a client adds to Nest's gRPC options; Nest and grpc-js check the rest themselves. */
+export function validateClientOptions(serviceName: unknown, options: DiscoveredClientOptions | undefined, defaultWaitMs: number): ResolvedClientOptions {
+  validateServiceName('serviceName', serviceName);
+  if (typeof options !== 'object' || options === null) {
+    fail('client options', options, 'pass Nest gRPC client options without url, e.g. { package: "greeter", protoPath }');
+  }
+  if (typeof options.package !== 'string' && !Array.isArray(options.package)) {
+    fail('client options.package', options.package, 'name the proto package, e.g. "greeter"');
+  }
+  if ('url' in options) fail('client options.url', (options as { url?: unknown }).url, 'leave url out: discovery provides the addresses');
+  const loadBalancing = options.loadBalancing ?? 'round_robin';
+  if (!LOAD_BALANCING_POLICIES.includes(loadBalancing)) {
+    fail('client options.loadBalancing', loadBalancing, `use one of ${LOAD_BALANCING_POLICIES.join(', ')}`);
+  }
+  const waitTimeoutMs = options.waitTimeoutMs ?? defaultWaitMs;
+  if (!Number.isInteger(waitTimeoutMs) || waitTimeoutMs < 0) {
+    fail('client options.waitTimeoutMs', waitTimeoutMs, 'use a whole number of milliseconds >= 0');
+  }
+  const given = options.channelOptions?.['grpc.service_config'];
+  let serviceConfig: Record<string, unknown> = {};
+  if (given !== undefined) {
+    try {
+      serviceConfig = JSON.parse(String(given)) as Record<string, unknown>;
+    } catch (cause) {
+      fail('client options.channelOptions["grpc.service_config"]', given, 'pass service config as a JSON string', cause);
+    }
+  }
+  const { loadBalancing: _policy, waitTimeoutMs: _wait, ...nestOptions } = options;
+  return {
+    nestOptions,
+    waitTimeoutMs,
+    serviceConfig: { ...serviceConfig, loadBalancingConfig: serviceConfig.loadBalancingConfig ?? [{ [loadBalancing]: {} }] },
+  };
+}
+
+export interface ResolvedClientOptions {
+  /** What goes to Nest's ClientGrpcProxy, minus url and channel options we add. */
+  readonly nestOptions: Omit<DiscoveredClientOptions, 'loadBalancing' | 'waitTimeoutMs'>;
+  readonly waitTimeoutMs: number;
+  readonly serviceConfig: Record<string, unknown>;
+}

@@ -1,0 +1,39 @@
+import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import type { ResolvedDiscoveryOptions } from '../module/resolved-options.js';
+
+/**
+ * etcd3's default fault handling makes recovery slow: a per-host circuit breaker locks a restarted
+ * single node out for 5 s and the watch backoff grows to 30 s (see FIELD-NOTES). Recovery loops of
+ * our own sit above this client, so it only needs short, bounded retries.
+ */
+const FAULT_HANDLING: IOptions['faultHandling'] = {
+  host: () => noop,
+  global: retry(handleWhen(isRecoverableError), {
+    maxAttempts: 3,
+    backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
+  }),
+  // etcd3 types this as a backoff but calls it as a factory (`.next()`), which is what we pass.
+  watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) as unknown as IBackoff<unknown>,
+};
+
+/** HTTP/2 pings notice a silently dead etcd connection; etcd closes connections pinging under every 5 s. */
+const CHANNEL_OPTIONS = {
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.enable_http_proxy': 0,
+};
+
+export function createEtcdClient(options: ResolvedDiscoveryOptions['etcd']): Etcd3 {
+  const { requestTimeoutMs } = options;
+  return new Etcd3({
+    hosts: [...options.hosts],
+    credentials: options.tls,
+    auth: options.auth ? { ...options.auth } : undefined,
+    grpcOptions: CHANNEL_OPTIONS,
+    faultHandling: FAULT_HANDLING,
+    // Unary calls get a deadline so a blackholed etcd cannot stall a recovery loop; streams must not.
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
+  });
+}

@@ -1,0 +1,113 @@
+import type { Logger } from '@nestjs/common';
+import type { Etcd3, Lease } from 'etcd3';
+import { Backoff, errorMessage, sleep } from '../common/backoff.js';
+
+export interface GrantedLease {
+  readonly id: string;
+  readonly lease: Lease;
+}
+
+/**
+ * Holds the ONE lease of this process, shared by all its registrations, and keeps it alive.
+ * A lost lease (outage past the TTL, partition, paused process) is dead for good in etcd3, so a
+ * new one is granted with jittered backoff; the old one is revoked only after the registrar has
+ * moved every key to the new one (`retireOld`), so no key disappears in between.
+ */
+export class LeaseKeeper {
+  private granted?: GrantedLease;
+  private granting?: Promise<GrantedLease | undefined>;
+  private readonly old = new Set<Lease>();
+  private readonly abort = new AbortController();
+  private readonly listeners = new Set<(lease: GrantedLease) => void>();
+  private grants = 0;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly ttlSeconds: number,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Number of leases granted so far; one per process unless leases were lost. */
+  get grantCount(): number {
+    return this.grants;
+  }
+
+  get currentId(): string | undefined {
+    return this.granted?.id;
+  }
+
+  /** Called with every new lease after the first. */
+  onReplaced(listener: (lease: GrantedLease) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The live lease, granting one (retrying until etcd answers) if needed; undefined once closed. */
+  acquire(): Promise<GrantedLease | undefined> {
+    if (this.granted) return Promise.resolve(this.granted);
+    this.granting ??= this.grant().finally(() => (this.granting = undefined));
+    return this.granting;
+  }
+
+  /** Marks a lease etcd no longer knows (e.g. a put answered "lease not found") as lost. */
+  invalidate(id: string, reason: string): void {
+    const current = this.granted;
+    if (current?.id !== id) return;
+    this.lose(current, reason);
+  }
+
+  /** Revokes leases replaced earlier; their keys have been moved to the current lease by now. */
+  async retireOld(): Promise<void> {
+    const leases = [...this.old];
+    this.old.clear();
+    await Promise.all(leases.map((lease) => lease.revoke().catch(() => undefined)));
+  }
+
+  /** Revokes the lease (its keys vanish at once) and stops every retry; bounded by `timeoutMs`. */
+  async close(timeoutMs: number): Promise<void> {
+    this.abort.abort();
+    const leases = [...this.old, ...(this.granted ? [this.granted.lease] : [])];
+    this.old.clear();
+    this.granted = undefined;
+    const revokes = Promise.all(leases.map((lease) => lease.revoke().catch(() => undefined)));
+    await Promise.race([revokes, sleep(timeoutMs)]);
+    // etcd3 keeps keepalives running after client.close(): stop them whatever revoke did.
+    for (const lease of leases) lease.release();
+  }
+
+  private async grant(): Promise<GrantedLease | undefined> {
+    const backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.5 });
+    let failures = 0;
+    while (!this.abort.signal.aborted) {
+      const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });
+      try {
+        const id = await lease.grant();
+        if (this.abort.signal.aborted) {
+          await lease.revoke().catch(() => undefined);
+          return undefined;
+        }
+        const granted: GrantedLease = { id, lease };
+        lease.on('lost', (error: Error) => this.lose(granted, errorMessage(error)));
+        this.granted = granted;
+        this.grants += 1;
+        if (failures > 0 || this.grants > 1) this.logger.log(`granted lease ${id} (ttl ${this.ttlSeconds}s)`);
+        if (this.grants > 1) for (const listener of this.listeners) listener(granted);
+        return granted;
+      } catch (error) {
+        lease.release();
+        if (failures++ === 0) this.logger.warn(`cannot grant a lease yet (${errorMessage(error)}); retrying`);
+        await sleep(backoff.next(), this.abort.signal);
+      }
+    }
+    return undefined;
+  }
+
+  private lose(lost: GrantedLease, reason: string): void {
+    if (this.granted !== lost) return;
+    this.granted = undefined;
+    lost.lease.release();
+    this.old.add(lost.lease);
+    this.logger.warn(`lease ${lost.id} lost (${reason}); granting a new one`);
+    void this.acquire();
+  }
+}

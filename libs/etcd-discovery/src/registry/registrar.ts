@@ -1,0 +1,190 @@
+import type { Logger } from '@nestjs/common';
+import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue } from 'etcd3';
+import { Backoff, errorMessage, sleep } from '../common/backoff.js';
+import type { ResolvedRegistration } from '../module/resolved-options.js';
+import type { HostPort } from './address.js';
+import type { GrantedLease, LeaseKeeper } from './lease-keeper.js';
+import { PrefixMirror } from './prefix-mirror.js';
+import { instanceKey } from './registry-keys.js';
+import { encodeRecord } from './registry-record.codec.js';
+
+/** What the server strategy knows once it is bound. */
+export interface ServingEndpoint {
+  readonly address: HostPort;
+  /** Fully qualified gRPC services served, e.g. `greeter.Greeter`. */
+  readonly grpcServices: readonly string[];
+}
+
+export interface RegisteredInstance {
+  readonly serviceName: string;
+  readonly key: string;
+  readonly value: string;
+}
+
+interface OwnKeyState {
+  readonly value: string;
+  readonly lease: string;
+}
+
+type ClaimOutcome = 'created' | 'present' | 'reattached' | 'conflict';
+
+/**
+ * Keeps this process's registrations in etcd: put with the shared lease (create-only), put back
+ * if someone deletes a key, move keys to a new lease when the old one is lost. Every trigger just
+ * marks the state dirty; one loop reconciles, so concurrent triggers never race each other.
+ */
+export class Registrar {
+  private records: RegisteredInstance[] = [];
+  private readonly mirrors: PrefixMirror<OwnKeyState>[] = [];
+  private readonly abort = new AbortController();
+  private pending?: string;
+  private loop?: Promise<void>;
+  private registered = false;
+  private readonly firstRegistration: Promise<void>;
+  private resolveFirst!: () => void;
+  private unsubscribeLease?: () => void;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keeper: LeaseKeeper,
+    private readonly namespace: string,
+    readonly instanceId: string,
+    private readonly logger: Logger,
+  ) {
+    this.firstRegistration = new Promise((resolve) => (this.resolveFirst = resolve));
+  }
+
+  get instances(): readonly RegisteredInstance[] {
+    return this.records;
+  }
+
+  get isRegistered(): boolean {
+    return this.registered;
+  }
+
+  /** Resolves once every record is in etcd; registration retries in the background until then. */
+  whenRegistered(): Promise<void> {
+    return this.firstRegistration;
+  }
+
+  start(registrations: readonly ResolvedRegistration[], endpoint: ServingEndpoint): void {
+    if (this.records.length > 0) throw new Error('Registrar.start() called twice');
+    const startedAt = new Date().toISOString();
+    this.records = registrations.map((registration) => {
+      const address = { host: registration.host ?? endpoint.address.host, port: registration.port ?? endpoint.address.port };
+      const metadata = { ...registration.metadata, grpcServices: [...endpoint.grpcServices], startedAt };
+      const key = instanceKey(this.namespace, registration.serviceName, this.instanceId);
+      return { serviceName: registration.serviceName, key, value: encodeRecord(address, metadata) };
+    });
+    for (const record of this.records) {
+      const mirror = new PrefixMirror<OwnKeyState>(this.client, {
+        prefix: record.key,
+        decode: (_key, kv: IKeyValue) => ({ value: kv.value.toString(), lease: kv.lease }),
+        onChange: (snapshot) => {
+          if (!snapshot.has(record.key) && this.registered) this.schedule(`key ${record.key} was deleted`);
+        },
+        logger: this.logger,
+      });
+      this.mirrors.push(mirror);
+      mirror.start();
+    }
+    this.unsubscribeLease = this.keeper.onReplaced(() => this.schedule('lease replaced'));
+    this.schedule('startup');
+  }
+
+  /** Deregisters: keys removed (clients stop picking us), lease revoked; bounded by `timeoutMs`. */
+  async stop(timeoutMs: number): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    this.abort.abort();
+    this.unsubscribeLease?.();
+    await Promise.all(this.mirrors.map((mirror) => mirror.stop()));
+    const deletes = Promise.all(
+      this.records.map((record) =>
+        this.client.if(record.key, 'Value', '==', record.value).then(this.client.delete().key(record.key)).commit(),
+      ),
+    ).catch((error: unknown) => this.logger.warn(`could not delete registrations (${errorMessage(error)}); the lease will expire them`));
+    await Promise.race([deletes, sleep(timeoutMs)]);
+    await this.keeper.close(timeoutMs);
+    if (this.registered) this.logger.log(`deregistered ${this.describe()}`);
+    this.registered = false;
+  }
+
+  private schedule(reason: string): void {
+    if (this.abort.signal.aborted) return;
+    this.pending ??= reason;
+    this.loop ??= this.reconcileLoop().finally(() => (this.loop = undefined));
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    const backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.5 });
+    let failing = false;
+    while (this.pending !== undefined && !this.abort.signal.aborted) {
+      const reason = this.pending;
+      this.pending = undefined;
+      try {
+        await this.reconcile(reason);
+        backoff.reset();
+        failing = false;
+      } catch (error) {
+        if (!failing) this.logger.warn(`registration of ${this.describe()} failed (${errorMessage(error)}); retrying`);
+        failing = true;
+        this.pending ??= reason;
+        await sleep(backoff.next(), this.abort.signal);
+      }
+    }
+  }
+
+  private async reconcile(reason: string): Promise<void> {
+    const granted = await this.keeper.acquire();
+    if (!granted || this.abort.signal.aborted) return;
+    const outcomes: ClaimOutcome[] = [];
+    for (const [index, record] of this.records.entries()) {
+      const seen = this.mirrors[index].current.get(record.key)?.value;
+      if (seen?.value === record.value && seen.lease === granted.id) continue;
+      outcomes.push(await this.claim(record, granted));
+    }
+    await this.keeper.retireOld();
+    const wasRegistered = this.registered;
+    this.registered = true;
+    if (!wasRegistered && reason === 'startup') {
+      this.logger.log(`registered ${this.describe()} (lease ${granted.id})`);
+      this.resolveFirst();
+    } else if (outcomes.some((outcome) => outcome !== 'present')) {
+      this.logger.log(`re-registered ${this.describe()} after: ${reason} (lease ${granted.id})`);
+      this.resolveFirst();
+    }
+  }
+
+  /** Create-only put; a key already holding our exact value (old lease, same process) is re-attached. */
+  private async claim(record: RegisteredInstance, granted: GrantedLease): Promise<ClaimOutcome> {
+    const { key, value } = record;
+    try {
+      const created = await this.client
+        .if(key, 'Create', '==', 0)
+        .then(this.client.put(key).value(value).lease(granted.id))
+        .else(this.client.get(key))
+        .commit();
+      if (created.succeeded) return 'created';
+      const existing = created.responses[0]?.response_range?.kvs[0];
+      if (!existing) throw new Error(`key ${key} vanished during registration`);
+      if (existing.value.toString() !== value) {
+        this.logger.error(`key ${key} holds another process's record; not overwriting it`);
+        return 'conflict';
+      }
+      if (existing.lease === granted.id) return 'present';
+      const moved = await this.client
+        .if(key, 'Value', '==', value)
+        .then(this.client.put(key).value(value).lease(granted.id))
+        .commit();
+      if (!moved.succeeded) throw new Error(`key ${key} changed during registration`);
+      return 'reattached';
+    } catch (error) {
+      if (error instanceof EtcdLeaseInvalidError) this.keeper.invalidate(granted.id, 'etcd no longer knows it');
+      throw error;
+    }
+  }
+
+  private describe(): string {
+    return this.records.map((record) => `${record.serviceName} as ${record.key}`).join(', ');
+  }
+}
