@@ -1,0 +1,62 @@
+import { Controller, Get, HttpException, HttpStatus, Query, type OnModuleInit } from '@nestjs/common';
+import type { ClientGrpc } from '@nestjs/microservices';
+import { ClientFactory, InjectDiscoveredClient, type ServiceInstance } from 'nestjs-etcd-discovery';
+import { catchError, firstValueFrom, lastValueFrom, toArray } from 'rxjs';
+import type { GreeterService, HelloReply } from './greeter-client.options.js';
+
+const MAX_BURST = 10_000;
+
+@Controller()
+export class GatewayController implements OnModuleInit {
+  private greeter!: GreeterService;
+
+  constructor(
+    @InjectDiscoveredClient('greeter') private readonly client: ClientGrpc,
+    private readonly clients: ClientFactory,
+  ) {}
+
+  onModuleInit(): void {
+    this.greeter = this.client.getService<GreeterService>('Greeter');
+  }
+
+  @Get('hello')
+  hello(@Query('name') name = 'world'): Promise<HelloReply> {
+    return firstValueFrom(this.greeter.sayHello({ name }).pipe(catchError(rethrowAsHttp)));
+  }
+
+  @Get('stream')
+  stream(@Query('name') name = 'world', @Query('count') count = '3'): Promise<HelloReply[]> {
+    return lastValueFrom(this.greeter.streamHellos({ name, count: Number(count) }).pipe(toArray(), catchError(rethrowAsHttp)));
+  }
+
+  /** Makes `n` calls, `concurrency` at a time, and counts which instance served each. */
+  @Get('burst')
+  async burst(@Query('n') n = '300', @Query('concurrency') concurrency = '16'): Promise<{ calls: number; failed: number; byInstance: Record<string, number> }> {
+    const total = Math.min(Math.max(Number(n) || 0, 0), MAX_BURST);
+    const byInstance: Record<string, number> = {};
+    let next = 0;
+    let failed = 0;
+    const worker = async (): Promise<void> => {
+      while (next < total) {
+        next += 1;
+        try {
+          const reply = await firstValueFrom(this.greeter.sayHello({ name: 'burst' }));
+          byInstance[reply.address] = (byInstance[reply.address] ?? 0) + 1;
+        } catch {
+          failed += 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(Number(concurrency) || 1, 256)) }, worker));
+    return { calls: total, failed, byInstance };
+  }
+
+  @Get('instances')
+  instances(): Promise<readonly ServiceInstance[]> {
+    return firstValueFrom(this.clients.instances('greeter'));
+  }
+}
+
+function rethrowAsHttp(error: { code?: number; details?: string; message?: string }): never {
+  throw new HttpException({ grpcCode: error.code, message: error.details ?? error.message }, HttpStatus.BAD_GATEWAY);
+}

@@ -1,0 +1,48 @@
+import { Controller } from '@nestjs/common';
+import { GrpcMethod } from '@nestjs/microservices';
+import { EtcdRegistration } from 'nestjs-etcd-discovery';
+import { Observable } from 'rxjs';
+
+interface HelloRequest {
+  name: string;
+  delayMs?: number;
+}
+
+interface StreamRequest {
+  name: string;
+  count?: number;
+}
+
+interface HelloReply {
+  message: string;
+  instanceId: string;
+  address: string;
+}
+
+@Controller()
+export class GreeterController {
+  constructor(private readonly registration: EtcdRegistration) {}
+
+  @GrpcMethod('Greeter', 'SayHello')
+  async sayHello({ name, delayMs }: HelloRequest): Promise<HelloReply> {
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return this.reply(name);
+  }
+
+  @GrpcMethod('Greeter', 'StreamHellos')
+  streamHellos({ name, count }: StreamRequest): Observable<HelloReply> {
+    return new Observable((subscriber) => {
+      for (let index = 0; index < Math.min(count ?? 3, 100); index++) subscriber.next(this.reply(`${name} #${index + 1}`));
+      subscriber.complete();
+    });
+  }
+
+  private reply(name: string): HelloReply {
+    const instance = this.registration.instances[0];
+    return {
+      message: `Hello, ${name}!`,
+      instanceId: this.registration.instanceId,
+      address: instance ? (JSON.parse(instance.value) as { Addr: string }).Addr : 'unregistered',
+    };
+  }
+}
