@@ -1,4 +1,4 @@
-import { Controller } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { GrpcMethod } from '@nestjs/microservices';
 import { EtcdRegistration } from 'nestjs-etcd-discovery';
 import { Observable } from 'rxjs';
@@ -35,6 +35,16 @@ export class GreeterController {
       for (let index = 0; index < Math.min(count ?? 3, 100); index++) subscriber.next(this.reply(`${name} #${index + 1}`));
       subscriber.complete();
     });
+  }
+
+  /** Served over HTTP when the app runs hybrid (HTTP_PORT set). */
+  @Get('registration')
+  registrationState(): { instanceId: string; registered: boolean; keys: string[] } {
+    return {
+      instanceId: this.registration.instanceId,
+      registered: this.registration.isRegistered,
+      keys: this.registration.instances.map((instance) => instance.key),
+    };
   }
 
   private reply(name: string): HelloReply {

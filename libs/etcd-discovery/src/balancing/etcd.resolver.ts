@@ -69,15 +69,14 @@ class EtcdResolver implements experimental.Resolver {
   private report(instances: readonly ServiceInstance[], prefix: string): void {
     if (!this.subscription) return;
     trace(`${this.serviceName}: ${instances.map((instance) => instance.address).join(',') || 'none'}`);
-    if (instances.length === 0) {
-      this.reportError(`no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"`);
-      return;
-    }
     const endpoints: DiscoveredEndpoint[] = instances.map((instance) => ({
       addresses: [{ host: instance.host, port: instance.port }],
       instance,
     }));
-    this.listener(experimental.statusOrFromValue(endpoints), {}, null, '');
+    // An empty list, not an error: on an error grpc-js keeps routing to the last endpoints, which
+    // are gone. The note becomes the message of calls failing for want of an instance.
+    const note = endpoints.length === 0 ? `no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"` : '';
+    this.listener(experimental.statusOrFromValue(endpoints), {}, null, note);
   }
 
   private reportError(details: string): void {
