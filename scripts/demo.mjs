@@ -1,0 +1,125 @@
+// The demo: a throwaway etcd, three greeter replicas and the gateway. Shows calls balanced across
+// replicas, a graceful stop and a crash with traffic moving on, and a new replica joining.
+// Everything started here is stopped by PID at the end, also on failure or Ctrl-C.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { freePort, startEtcd } from './local-etcd.mjs';
+
+const TTL_SECONDS = 3;
+const children = new Set();
+let etcd;
+
+function log(text) {
+  console.log(`\n== ${text}`);
+}
+
+/** Starts an app; its discovery log lines are shown with a prefix, the Nest boot chatter is not. */
+function startApp(name, script, env) {
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, NO_COLOR: '1', ETCD_HOSTS: etcd.endpoint, LEASE_TTL_SECONDS: String(TTL_SECONDS), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  const lines = [];
+  const onData = (chunk) => {
+    for (const line of String(chunk).split('\n')) {
+      if (!line.trim()) continue;
+      lines.push(line);
+      if (/\[(EtcdRegistration|EtcdDiscovery)\]|listening|ERROR|WARN/.test(line)) {
+        console.log(`  [${name}] ${line.replace(/^\[Nest\] \d+\s+- .*? (?=LOG|WARN|ERROR)/, '')}`);
+      }
+    }
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  return { name, child, lines };
+}
+
+async function waitFor(what, predicate, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await predicate().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function main() {
+  log('starting a throwaway etcd on a free loopback port');
+  etcd = await startEtcd();
+  console.log(`  etcd ${etcd.endpoint} (pid ${etcd.pid}, data ${etcd.dataDir})`);
+
+  log('starting three greeter replicas (gRPC on port 0: each registers the port it really bound)');
+  const zones = ['zone-a', 'zone-b', 'zone-c'];
+  const greeters = zones.map((zone, index) => startApp(`greeter-${index + 1}`, 'apps/greeter/dist/main.js', { GREETER_ZONE: zone }));
+
+  const gatewayPort = await freePort();
+  log(`starting the gateway (HTTP on 127.0.0.1:${gatewayPort}), which finds greeter through etcd`);
+  startApp('gateway', 'apps/gateway/dist/main.js', { PORT: String(gatewayPort) });
+  const base = `http://127.0.0.1:${gatewayPort}`;
+  const get = async (path) => {
+    const response = await fetch(base + path);
+    return response.json();
+  };
+  const instances = await waitFor('3 live greeters', async () => {
+    const list = await get('/instances');
+    return Array.isArray(list) && list.length === 3 ? list : undefined;
+  });
+  console.table(instances.map((instance) => ({ id: instance.id, address: instance.address, zone: instance.metadata.zone })));
+
+  log('one call, and one server-streaming call');
+  console.log(' ', await get('/hello?name=demo'));
+  console.log(' ', await get('/stream?name=demo&count=2'));
+
+  log('300 calls, balanced per call inside grpc-js (round robin)');
+  printBurst(await get('/burst?n=300&concurrency=16'));
+
+  log(`SIGTERM to ${greeters[0].name} during 600 calls: it deregisters, drains, then stops`);
+  const duringStop = get('/burst?n=600&concurrency=8');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  greeters[0].child.kill('SIGTERM');
+  printBurst(await duringStop);
+  await once(greeters[0].child, 'exit').catch(() => undefined);
+
+  log(`kill -9 of ${greeters[1].name}: no goodbye; connections drop, then its lease expires (TTL ${TTL_SECONDS} s)`);
+  const killedAt = Date.now();
+  greeters[1].child.kill('SIGKILL');
+  printBurst(await get('/burst?n=300&concurrency=8'));
+  await waitFor('the killed replica to leave etcd', async () => ((await get('/instances')).length === 1 ? true : undefined));
+  console.log(`  its key left etcd ${Date.now() - killedAt} ms after the kill`);
+
+  log('a new replica joins and takes traffic without any client restart');
+  startApp('greeter-4', 'apps/greeter/dist/main.js', { GREETER_ZONE: 'zone-d' });
+  await waitFor('2 live greeters', async () => ((await get('/instances')).length === 2 ? true : undefined));
+  printBurst(await get('/burst?n=300&concurrency=16'));
+  log('demo finished');
+}
+
+function printBurst(result) {
+  const rows = Object.entries(result.byInstance).map(([address, calls]) => ({ address, calls, share: `${((100 * calls) / result.calls).toFixed(1)}%` }));
+  console.table(rows);
+  console.log(`  calls: ${result.calls}, failed: ${result.failed}`);
+}
+
+async function cleanup() {
+  for (const child of children) child.kill('SIGTERM');
+  await Promise.race([
+    Promise.all([...children].map((child) => once(child, 'exit'))),
+    new Promise((resolve) => setTimeout(resolve, 5_000)),
+  ]);
+  for (const child of children) child.kill('SIGKILL');
+  await etcd?.destroy();
+}
+
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+try {
+  await main();
+} catch (error) {
+  console.error(`demo failed: ${error.stack ?? error}`);
+  process.exitCode = 1;
+} finally {
+  log('stopping every process started, by PID, and removing the etcd data dir');
+  await cleanup();
+}
