@@ -42,9 +42,9 @@ export class DiscoveryHub implements InstanceSource {
     return stream;
   }
 
-  async close(): Promise<void> {
+  close(): void {
     this.closed = true;
-    await Promise.all([...this.active].map((watcher) => watcher.stop()));
+    for (const watcher of this.active) watcher.stop();
     this.active.clear();
   }
 
@@ -61,7 +61,7 @@ export class DiscoveryHub implements InstanceSource {
       return () => {
         subscription.unsubscribe();
         this.active.delete(watcher);
-        void watcher.stop();
+        watcher.stop();
       };
     }).pipe(
       share({

@@ -38,8 +38,8 @@ export class ServiceWatcher {
     this.mirror.start();
   }
 
-  async stop(): Promise<void> {
-    await this.mirror.stop();
+  stop(): void {
+    this.mirror.stop();
     this.list$.complete();
   }
 

@@ -62,7 +62,7 @@ export class EtcdDiscoveryModule implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     await this.registration.withdraw();
     this.clients.close();
-    await this.hub.close();
+    this.hub.close();
     this.client.close();
   }
 }

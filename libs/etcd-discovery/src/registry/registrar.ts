@@ -97,14 +97,15 @@ export class Registrar {
     if (this.abort.signal.aborted) return;
     this.abort.abort();
     this.unsubscribeLease?.();
-    await Promise.all(this.mirrors.map((mirror) => mirror.stop()));
+    for (const mirror of this.mirrors) mirror.stop();
+    const deadline = Date.now() + timeoutMs;
     const deletes = Promise.all(
       this.records.map((record) =>
         this.client.if(record.key, 'Value', '==', record.value).then(this.client.delete().key(record.key)).commit(),
       ),
     ).catch((error: unknown) => this.logger.warn(`could not delete registrations (${errorMessage(error)}); the lease will expire them`));
     await Promise.race([deletes, sleep(timeoutMs)]);
-    await this.keeper.close(timeoutMs);
+    await this.keeper.close(Math.max(0, deadline - Date.now()));
     if (this.registered) this.logger.log(`deregistered ${this.describe()}`);
     this.registered = false;
   }
