@@ -10,13 +10,14 @@ export function optionsFingerprint(value: unknown): string {
 const identities = new WeakMap<object, number>();
 let nextIdentity = 0;
 
+/** Strings get an `s` tag and identities an `@` tag, so no string can pass for an identity. */
 function normalize(value: unknown): unknown {
-  if (value === null || typeof value !== 'object') {
-    return typeof value === 'function' ? `#fn${identityOf(value)}` : value;
-  }
+  if (typeof value === 'string') return `s${value}`;
+  if (typeof value === 'function') return `@${identityOf(value)}`;
+  if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map(normalize);
   const prototype = Object.getPrototypeOf(value);
-  if (prototype !== Object.prototype && prototype !== null) return `#obj${identityOf(value)}`;
+  if (prototype !== Object.prototype && prototype !== null) return `@${identityOf(value)}`;
   const record = value as Record<string, unknown>;
   return Object.fromEntries(Object.keys(record).sort().map((key) => [key, normalize(record[key])]));
 }

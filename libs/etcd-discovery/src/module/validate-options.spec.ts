@@ -99,7 +99,7 @@ describe('validateOptions etcd.hosts', () => {
 
   // BUG: WHATWG URL reports an explicit default port (":80" for http, ":443" for https) as port "",
   // so a host written exactly as the message asks ("https://host:port") is rejected as having no port.
-  it.fails.each([
+  it.each([
     ['https://etcd.example.com:443', 'https://etcd.example.com:443'],
     ['http://etcd.example.com:80', 'http://etcd.example.com:80'],
   ])('accepts an explicit default port: %s', (host, expected) => {
@@ -359,7 +359,7 @@ describe('validateClientOptions', () => {
   // BUG: service config that is valid JSON but not an object is not rejected. "null" crashes with a
   // TypeError (reading loadBalancingConfig of null); an array, number or string is silently spread
   // into the merged config (a string becomes {"0":"x",...}) instead of an InvalidDiscoveryOptionsError.
-  it.fails.each([['null'], ['[]'], ['42'], ['"x"']])('rejects service config %s that is not a JSON object', (json) => {
+  it.each([['null'], ['[]'], ['42'], ['"x"']])('rejects service config %s that is not a JSON object', (json) => {
     expect(() => validateClientOptions('greeter', { ...base, channelOptions: { 'grpc.service_config': json } }, 1)).toThrow(
       InvalidDiscoveryOptionsError,
     );

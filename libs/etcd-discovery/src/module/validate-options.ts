@@ -87,10 +87,12 @@ function validateHosts(hosts: unknown): string[] {
     } catch (cause) {
       fail(field, host, 'write an endpoint as "http://host:port" or "https://host:port"', cause);
     }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !url.port || url.pathname !== '/') {
+    // URL drops a default port (":443" on https), so the explicit port is read from the text.
+    const port = typeof host === 'string' ? /:(\d{1,5})\/?$/.exec(host)?.[1] : undefined;
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !port || url.pathname !== '/') {
       fail(field, host, 'write an endpoint as "http://host:port" or "https://host:port" (scheme and port required, no path)');
     }
-    return `${url.protocol}//${url.host}`;
+    return `${url.protocol}//${url.hostname}:${port}`;
   });
 }
 
@@ -200,11 +202,17 @@ export function validateClientOptions(serviceName: unknown, options: DiscoveredC
   const given = options.channelOptions?.['grpc.service_config'];
   let serviceConfig: Record<string, unknown> = {};
   if (given !== undefined) {
+    const field = 'client options.channelOptions["grpc.service_config"]';
+    let parsed: unknown;
     try {
-      serviceConfig = JSON.parse(String(given)) as Record<string, unknown>;
+      parsed = JSON.parse(String(given));
     } catch (cause) {
-      fail('client options.channelOptions["grpc.service_config"]', given, 'pass service config as a JSON string', cause);
+      fail(field, given, 'pass service config as a JSON string', cause);
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      fail(field, given, 'pass a JSON object, e.g. {"methodConfig":[...]}');
+    }
+    serviceConfig = parsed as Record<string, unknown>;
   }
   const { loadBalancing: _policy, waitTimeoutMs: _wait, ...nestOptions } = options;
   return {

@@ -73,6 +73,9 @@ describe('isValidHost', () => {
     [`${'a'.repeat(64)}.com`, false],
     [`${'a.'.repeat(126)}ab`, false],
     ['10.0.0.7:80', false],
+    ['999.1.1.1', false],
+    ['10.0.0', false],
+    ['3com.example', true],
   ])('%j -> %s', (host, expected) => {
     expect(isValidHost(host)).toBe(expected);
   });

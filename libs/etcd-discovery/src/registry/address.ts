@@ -9,7 +9,9 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:
 
 /** True for an IPv4/IPv6 literal (IPv6 without brackets) or an RFC 1123 host name. */
 export function isValidHost(host: string): boolean {
-  return isIP(host) !== 0 || HOSTNAME.test(host);
+  if (isIP(host) !== 0) return true;
+  // An all-numeric name would be a malformed IPv4 address (999.1.1.1), not a DNS name.
+  return HOSTNAME.test(host) && !/^[\d.]+$/.test(host);
 }
 
 export function isValidPort(port: unknown): port is number {

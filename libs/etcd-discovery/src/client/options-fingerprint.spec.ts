@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { optionsFingerprint } from './options-fingerprint.js';
+
+/** Stands in for grpc-js ChannelCredentials: a class instance JSON would flatten to {}. */
+class FakeCredentials {
+  constructor(readonly secure: boolean) {}
+}
+
+describe('optionsFingerprint', () => {
+  it('ignores key order at every depth', () => {
+    const a = { package: 'greeter', protoPath: 'g.proto', loader: { keepCase: true, includeDirs: ['a'] }, channelOptions: { x: 1, y: 2 } };
+    const b = { channelOptions: { y: 2, x: 1 }, loader: { includeDirs: ['a'], keepCase: true }, protoPath: 'g.proto', package: 'greeter' };
+    expect(optionsFingerprint(a)).toBe(optionsFingerprint(b));
+  });
+
+  it.each([
+    ['a different value', { package: 'greeter' }, { package: 'billing' }],
+    ['a different nested value', { loader: { keepCase: true } }, { loader: { keepCase: false } }],
+    ['an extra key', { package: 'greeter' }, { package: 'greeter', protoPath: 'g.proto' }],
+    ['array order', { includeDirs: ['a', 'b'] }, { includeDirs: ['b', 'a'] }],
+    ['a number versus its string', { maxSendMessageLength: 1 }, { maxSendMessageLength: '1' }],
+    ['null versus an empty object', { loader: null }, { loader: {} }],
+  ])('differs for %s', (_label, a, b) => {
+    expect(optionsFingerprint(a)).not.toBe(optionsFingerprint(b));
+  });
+
+  it('tells two credential objects apart even when their fields are equal', () => {
+    const first = new FakeCredentials(true);
+    const second = new FakeCredentials(true);
+    expect(JSON.stringify(first)).toBe(JSON.stringify(second));
+    expect(optionsFingerprint({ credentials: first })).not.toBe(optionsFingerprint({ credentials: second }));
+  });
+
+  it('gives the same credential instance the same fingerprint every time', () => {
+    const credentials = new FakeCredentials(false);
+    expect(optionsFingerprint({ package: 'g', credentials })).toBe(optionsFingerprint({ credentials, package: 'g' }));
+  });
+
+  it('compares buffers by identity too', () => {
+    const cert = Buffer.from('pem');
+    expect(optionsFingerprint({ cert })).toBe(optionsFingerprint({ cert }));
+    expect(optionsFingerprint({ cert })).not.toBe(optionsFingerprint({ cert: Buffer.from('pem') }));
+  });
+
+  it('compares functions by identity', () => {
+    const interceptor = (): void => undefined;
+    const lookalike = (): void => undefined;
+    expect(optionsFingerprint({ interceptors: [interceptor] })).toBe(optionsFingerprint({ interceptors: [interceptor] }));
+    expect(optionsFingerprint({ interceptors: [interceptor] })).not.toBe(optionsFingerprint({ interceptors: [lookalike] }));
+  });
+
+  it('treats prototype-less objects as plain data', () => {
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { b: 2, a: 1 });
+    expect(optionsFingerprint({ x: bare })).toBe(optionsFingerprint({ x: { a: 1, b: 2 } }));
+  });
+
+  it('does not mutate its input', () => {
+    const input = Object.freeze({ b: Object.freeze([Object.freeze({ d: 1, c: 2 })]), a: 'x' });
+    optionsFingerprint(input);
+    expect(Object.keys(input)).toEqual(['b', 'a']);
+  });
+
+  it('never lets a string pass for an identity tag', () => {
+    const fn = (): void => undefined;
+    const tagged = optionsFingerprint({ a: fn });
+    for (const lookalike of ['@0', '@1', '#fn0', 's@0', tagged]) {
+      expect(optionsFingerprint({ a: lookalike })).not.toBe(tagged);
+    }
+  });
+});

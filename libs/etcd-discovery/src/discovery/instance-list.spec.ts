@@ -1,0 +1,135 @@
+import { describe, expect, it } from 'vitest';
+import type { MirrorEntry, MirrorSnapshot } from '../registry/prefix-mirror.js';
+import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
+
+const PREFIX = '/services/greeter/';
+
+function ok(id: string | undefined, host: string, port: number, metadata: Record<string, unknown> = {}): DecodedEntry {
+  return { ok: true, id, address: { host, port }, metadata };
+}
+
+function bad(reason: string): DecodedEntry {
+  return { ok: false, reason };
+}
+
+function snapshot(entries: Record<string, DecodedEntry>): MirrorSnapshot<DecodedEntry> {
+  return new Map(Object.entries(entries).map(([key, value], index): [string, MirrorEntry<DecodedEntry>] => [key, { modRevision: String(index + 1), value }]));
+}
+
+function instance(id: string, address: string, metadata: Record<string, unknown> = {}): ServiceInstance {
+  const [, host, port] = /^\[?(.*?)\]?:(\d+)$/.exec(address)!;
+  return { id, key: `${PREFIX}${id}`, address, host, port: Number(port), metadata };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+describe('buildInstanceList', () => {
+  it('lists valid records ordered by key, whatever the snapshot order', () => {
+    const { instances, skipped } = buildInstanceList(
+      snapshot({
+        [`${PREFIX}c`]: ok('c', '10.0.0.3', 3),
+        [`${PREFIX}a`]: ok('a', '::1', 1, { zone: 'eu-1' }),
+        [`${PREFIX}b`]: ok('b', 'b.local', 2),
+      }),
+    );
+    expect(instances).toEqual([
+      { id: 'a', key: `${PREFIX}a`, address: '[::1]:1', host: '::1', port: 1, metadata: { zone: 'eu-1' } },
+      { id: 'b', key: `${PREFIX}b`, address: 'b.local:2', host: 'b.local', port: 2, metadata: {} },
+      { id: 'c', key: `${PREFIX}c`, address: '10.0.0.3:3', host: '10.0.0.3', port: 3, metadata: {} },
+    ]);
+    expect(skipped.size).toBe(0);
+  });
+
+  it('returns nothing for an empty snapshot', () => {
+    expect(buildInstanceList(new Map())).toEqual({ instances: [], skipped: new Map() });
+  });
+
+  it('skips invalid records with their reason and entries without an id', () => {
+    const { instances, skipped } = buildInstanceList(
+      snapshot({
+        [`${PREFIX}good`]: ok('good', '10.0.0.1', 1),
+        [`${PREFIX}broken`]: bad('invalid JSON: "{"'),
+        [`${PREFIX}nested/x`]: ok(undefined, '10.0.0.2', 2),
+      }),
+    );
+    expect(instances.map((i) => i.key)).toEqual([`${PREFIX}good`]);
+    expect([...skipped]).toEqual([
+      [`${PREFIX}broken`, 'invalid JSON: "{"'],
+      [`${PREFIX}nested/x`, 'key is not <namespace>/<service>/<instanceId>'],
+    ]);
+  });
+
+  it('keeps the first key for an address and names it when skipping the others', () => {
+    const { instances, skipped } = buildInstanceList(
+      snapshot({
+        [`${PREFIX}z-restarted`]: ok('z-restarted', '10.0.0.1', 50051, { v: 2 }),
+        [`${PREFIX}a-old`]: ok('a-old', '10.0.0.1', 50051, { v: 1 }),
+        [`${PREFIX}m-other`]: ok('m-other', '10.0.0.1', 50052),
+        [`${PREFIX}v6-a`]: ok('v6-a', '::1', 1),
+        [`${PREFIX}v6-b`]: ok('v6-b', '::1', 1),
+      }),
+    );
+    expect(instances.map((i) => i.id)).toEqual(['a-old', 'm-other', 'v6-a']);
+    expect(skipped.get(`${PREFIX}z-restarted`)).toBe(`duplicate of ${PREFIX}a-old (same address 10.0.0.1:50051)`);
+    expect(skipped.get(`${PREFIX}v6-b`)).toBe(`duplicate of ${PREFIX}v6-a (same address [::1]:1)`);
+    expect(skipped.size).toBe(2);
+  });
+
+  it('does not count a skipped invalid record as the holder of an address', () => {
+    const { instances } = buildInstanceList(
+      snapshot({ [`${PREFIX}a`]: ok(undefined, '10.0.0.1', 1), [`${PREFIX}b`]: ok('b', '10.0.0.1', 1) }),
+    );
+    expect(instances.map((i) => i.id)).toEqual(['b']);
+  });
+
+  it('does not mutate the snapshot', () => {
+    const input = snapshot({ [`${PREFIX}b`]: ok('b', '10.0.0.2', 2), [`${PREFIX}a`]: ok('a', '10.0.0.1', 1) });
+    for (const entry of input.values()) deepFreeze(entry);
+    const keysBefore = [...input.keys()];
+    buildInstanceList(input);
+    expect([...input.keys()]).toEqual(keysBefore);
+  });
+});
+
+describe('diffInstances', () => {
+  const a = instance('a', '10.0.0.1:1');
+  const b = instance('b', '10.0.0.2:2', { zone: 'eu-1' });
+  const c = instance('c', '10.0.0.3:3');
+
+  it.each([
+    ['no change', [a, b], [a, b], { added: [], removed: [], changed: [] }],
+    ['an equal copy is not a change', [a, b], [{ ...a }, { ...b, metadata: { zone: 'eu-1' } }], { added: [], removed: [], changed: [] }],
+    ['from nothing', [], [a, b], { added: [a, b], removed: [], changed: [] }],
+    ['to nothing', [a, b], [], { added: [], removed: [a, b], changed: [] }],
+    ['one added, one removed', [a, b], [b, c], { added: [c], removed: [a], changed: [] }],
+    ['a new address', [a, b], [a, { ...b, address: '10.0.0.9:2', host: '10.0.0.9' }], { added: [], removed: [], changed: [{ ...b, address: '10.0.0.9:2', host: '10.0.0.9' }] }],
+    ['new metadata', [a, b], [a, { ...b, metadata: { zone: 'us-1' } }], { added: [], removed: [], changed: [{ ...b, metadata: { zone: 'us-1' } }] }],
+    ['metadata gained a field', [a], [{ ...a, metadata: { weight: 0 } }], { added: [], removed: [], changed: [{ ...a, metadata: { weight: 0 } }] }],
+    ['all three at once', [a, b], [{ ...b, metadata: {} }, c], { added: [c], removed: [a], changed: [{ ...b, metadata: {} }] }],
+  ])('%s', (_label, before, after, expected) => {
+    const frozenBefore = deepFreeze(structuredClone(before));
+    const frozenAfter = deepFreeze(structuredClone(after));
+    expect(diffInstances(frozenBefore, frozenAfter)).toEqual(expected);
+    expect(frozenBefore).toEqual(before);
+    expect(frozenAfter).toEqual(after);
+  });
+
+  it('reports the new version of a changed instance, not the old one', () => {
+    const moved = { ...a, address: '10.0.0.8:1', host: '10.0.0.8' };
+    expect(diffInstances([a], [moved]).changed[0]).toBe(moved);
+  });
+
+  it('isEmptyDiff is true only when nothing changed', () => {
+    expect(isEmptyDiff(diffInstances([a, b], [a, b]))).toBe(true);
+    expect(isEmptyDiff(diffInstances([a], [a, b]))).toBe(false);
+    expect(isEmptyDiff(diffInstances([a, b], [a]))).toBe(false);
+    expect(isEmptyDiff(diffInstances([a], [{ ...a, metadata: { v: 1 } }]))).toBe(false);
+  });
+});
