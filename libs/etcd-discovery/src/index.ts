@@ -16,7 +16,10 @@ export { ClientFactory } from './client/client-factory.js';
 export type {
   DiscoveredClientOptions,
   DiscoveredClientRegistration,
+  InstanceSelector,
   LoadBalancingPolicy,
+  OutlierDetectionOptions,
+  RetryOptions,
 } from './client/discovered-client-options.interface.js';
 export { InjectDiscoveredClient, discoveredClientToken } from './client/inject-discovered-client.decorator.js';
 export { NoLiveInstanceError } from './client/no-live-instance.error.js';

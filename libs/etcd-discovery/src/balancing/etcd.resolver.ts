@@ -1,7 +1,9 @@
 import { experimental, logVerbosity, status as Status, type ChannelOptions } from '@grpc/grpc-js';
+import { Logger } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import type { InstanceSource } from '../discovery/discovery-hub.js';
 import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import { routeInstances, type InstanceSelector } from './instance-routing.js';
 
 const TRACER_NAME = 'etcd_resolver';
 export const ETCD_SCHEME = 'etcd';
@@ -11,6 +13,9 @@ export const ETCD_SCHEME = 'etcd';
  * so channels of one process still share subchannels.
  */
 export const INSTANCE_SOURCE_OPTION = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.nestjs_etcd_discovery.source`;
+/** Channel option carrying the client's instance selector (routing before balancing). */
+export const INSTANCE_SELECTOR_OPTION = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.nestjs_etcd_discovery.selector`;
+const logger = new Logger('EtcdDiscovery');
 
 function trace(text: string): void {
   experimental.trace(logVerbosity.DEBUG, TRACER_NAME, text);
@@ -29,7 +34,9 @@ export interface DiscoveredEndpoint extends experimental.Endpoint {
 class EtcdResolver implements experimental.Resolver {
   private readonly serviceName: string;
   private readonly source?: InstanceSource;
+  private readonly selector: InstanceSelector;
   private subscription?: Subscription;
+  private zoneFallback = false;
 
   constructor(
     target: experimental.GrpcUri,
@@ -38,6 +45,7 @@ class EtcdResolver implements experimental.Resolver {
   ) {
     this.serviceName = target.path.replace(/^\/+/, '');
     this.source = channelOptions[INSTANCE_SOURCE_OPTION] as InstanceSource | undefined;
+    this.selector = (channelOptions[INSTANCE_SELECTOR_OPTION] as InstanceSelector | undefined) ?? {};
     trace(`created for ${this.serviceName}`);
   }
 
@@ -66,8 +74,11 @@ class EtcdResolver implements experimental.Resolver {
     return target.path.replace(/^\/+/, '');
   }
 
-  private report(instances: readonly ServiceInstance[], prefix: string): void {
+  private report(all: readonly ServiceInstance[], prefix: string): void {
     if (!this.subscription) return;
+    const routed = routeInstances(this.serviceName, all, this.selector);
+    this.noteZoneFallback(routed.zoneFallback);
+    const instances = routed.instances;
     trace(`${this.serviceName}: ${instances.map((instance) => instance.address).join(',') || 'none'}`);
     const endpoints: DiscoveredEndpoint[] = instances.map((instance) => ({
       addresses: [{ host: instance.host, port: instance.port }],
@@ -75,8 +86,22 @@ class EtcdResolver implements experimental.Resolver {
     }));
     // An empty list, not an error: on an error grpc-js keeps routing to the last endpoints, which
     // are gone. The note becomes the message of calls failing for want of an instance.
-    const note = endpoints.length === 0 ? `no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"` : '';
+    const note =
+      endpoints.length === 0
+        ? routed.note || `no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"`
+        : '';
     this.listener(experimental.statusOrFromValue(endpoints), {}, null, note);
+  }
+
+  private noteZoneFallback(fallback: boolean): void {
+    if (fallback === this.zoneFallback) return;
+    this.zoneFallback = fallback;
+    const zone = this.selector.preferredZone;
+    logger.log(
+      fallback
+        ? `${this.serviceName}: no live instance in preferred zone "${zone}"; calling every zone`
+        : `${this.serviceName}: preferred zone "${zone}" has live instances again; calling it only`,
+    );
   }
 
   private reportError(details: string): void {

@@ -1,6 +1,7 @@
 import { ClientGrpcProxy, type ClientGrpc } from '@nestjs/microservices';
 import { defer, first, map, throwError, timeout, type Observable } from 'rxjs';
-import { ETCD_SCHEME, INSTANCE_SOURCE_OPTION, setup as setupEtcdResolver } from '../balancing/etcd.resolver.js';
+import { ETCD_SCHEME, INSTANCE_SELECTOR_OPTION, INSTANCE_SOURCE_OPTION } from '../balancing/etcd.resolver.js';
+import { setupBalancing } from '../balancing/index.js';
 import type { InstanceSource } from '../discovery/discovery-hub.js';
 import { validateClientOptions, validateServiceName } from '../module/validate-options.js';
 import type { ServiceInstance } from '../registry/registry-record.codec.js';
@@ -20,7 +21,7 @@ export class ClientFactory {
     private readonly source: InstanceSource,
     private readonly defaultWaitMs: number,
   ) {
-    setupEtcdResolver();
+    setupBalancing();
   }
 
   /** Emits the balanced client once the service has a live instance, then completes. */
@@ -70,6 +71,7 @@ export class ClientFactory {
           // With a proxy variable set, grpc-js would send our custom-scheme target to the proxy.
           'grpc.enable_http_proxy': 0,
           [INSTANCE_SOURCE_OPTION]: this.source,
+          [INSTANCE_SELECTOR_OPTION]: resolved.select,
         },
       });
       this.clients.set(cacheKey, client);

@@ -1,0 +1,72 @@
+import { status as Status } from '@grpc/grpc-js';
+
+/** Time constant of the moving averages (go-zero's decayTime): older samples fade over ~10 s. */
+export const DECAY_MS = 10_000;
+/** An endpoint not picked for this long is picked once anyway, so its stale statistics get refreshed. */
+export const FORCE_PICK_MS = 1_000;
+const INITIAL_SUCCESS = 1_000;
+const HEALTHY_SUCCESS = INITIAL_SUCCESS / 2;
+const EJECT_BASE_MS = 1_000;
+const EJECT_MAX_MS = 30_000;
+
+/** Codes that say the endpoint, not the request, is in trouble (go-zero's list). Business errors don't count. */
+const FAILURE_CODES: ReadonlySet<Status> = new Set([
+  Status.DEADLINE_EXCEEDED,
+  Status.INTERNAL,
+  Status.UNAVAILABLE,
+  Status.DATA_LOSS,
+  Status.UNIMPLEMENTED,
+  Status.RESOURCE_EXHAUSTED,
+]);
+
+/**
+ * Per-endpoint load statistics for p2c, as go-zero's p2c_ewma keeps them: in-flight calls, a
+ * time-decayed latency average and a time-decayed success score. Two additions: UNAVAILABLE ejects
+ * the endpoint at once for a growing back-off (the decayed success score needs many failures to
+ * drop when calls are frequent), and the object outlives membership updates.
+ */
+export class EndpointStats {
+  inflight = 0;
+  /** Latency moving average, ms. */
+  lagMs = 0;
+  success = INITIAL_SUCCESS;
+  lastPickedAt = 0;
+  private lastCompletedAt = 0;
+  private ejectedUntil = 0;
+  private consecutiveUnavailable = 0;
+
+  /** go-zero's load: sqrt of the latency in ns, times the queue length; lower is better. */
+  load(): number {
+    return Math.floor(Math.sqrt(this.lagMs * 1e6 + 1)) * (this.inflight + 1);
+  }
+
+  isHealthy(now: number): boolean {
+    return this.success > HEALTHY_SUCCESS && !this.isEjected(now);
+  }
+
+  isEjected(now: number): boolean {
+    return now < this.ejectedUntil;
+  }
+
+  onStarted(): void {
+    this.inflight += 1;
+  }
+
+  onEnded(code: Status, startedAt: number, now: number): void {
+    this.inflight = Math.max(0, this.inflight - 1);
+    const sinceLast = Math.max(0, now - this.lastCompletedAt);
+    this.lastCompletedAt = now;
+    const rtt = Math.max(0, now - startedAt);
+    // The first sample replaces the initial zero instead of being averaged with it.
+    const weight = this.lagMs === 0 ? 0 : Math.exp(-sinceLast / DECAY_MS);
+    this.lagMs = this.lagMs * weight + rtt * (1 - weight);
+    const failed = FAILURE_CODES.has(code);
+    this.success = this.success * weight + (failed ? 0 : INITIAL_SUCCESS) * (1 - weight);
+    if (code === Status.UNAVAILABLE) {
+      this.consecutiveUnavailable += 1;
+      this.ejectedUntil = now + Math.min(EJECT_MAX_MS, EJECT_BASE_MS * 2 ** (this.consecutiveUnavailable - 1));
+    } else if (!failed) {
+      this.consecutiveUnavailable = 0;
+    }
+  }
+}
