@@ -53,7 +53,9 @@ async function main() {
 
   log('starting three greeter replicas (gRPC on port 0: each registers the port it really bound)');
   const zones = ['zone-a', 'zone-b', 'zone-c'];
-  const greeters = zones.map((zone, index) => startApp(`greeter-${index + 1}`, 'apps/greeter/dist/main.js', { GREETER_ZONE: zone }));
+  const greeters = zones.map((zone, index) =>
+    startApp(`greeter-${index + 1}`, 'apps/greeter/dist/main.js', { GREETER_ZONE: zone, GREETER_WEIGHT: String(index + 1) }),
+  );
 
   const gatewayPort = await freePort();
   log(`starting the gateway (HTTP on 127.0.0.1:${gatewayPort}), which finds greeter through etcd`);
@@ -67,7 +69,7 @@ async function main() {
     const list = await get('/instances');
     return Array.isArray(list) && list.length === 3 ? list : undefined;
   });
-  console.table(instances.map((instance) => ({ id: instance.id, address: instance.address, zone: instance.metadata.zone })));
+  console.table(instances.map((instance) => ({ id: instance.id, address: instance.address, zone: instance.metadata.zone, weight: instance.metadata.weight })));
 
   log('one call, and one server-streaming call');
   console.log(' ', await get('/hello?name=demo'));
@@ -76,6 +78,12 @@ async function main() {
   log('300 calls, balanced per call inside grpc-js (round robin)');
   printBurst(await get('/burst?n=300&concurrency=16'));
 
+  log('600 calls with the metadata_weighted policy: weights 1:2:3 from each replica\'s registration');
+  printBurst(await get('/burst?n=600&concurrency=16&policy=metadata_weighted'));
+
+  log('300 calls preferring zone-b: only the zone-b replica is called while it is live');
+  printBurst(await get('/burst?n=300&concurrency=16&zone=zone-b'));
+
   log(`SIGTERM to ${greeters[0].name} during 600 calls: it deregisters, drains, then stops`);
   const duringStop = get('/burst?n=600&concurrency=8');
   await new Promise((resolve) => setTimeout(resolve, 150));
@@ -83,12 +91,15 @@ async function main() {
   printBurst(await duringStop);
   await once(greeters[0].child, 'exit').catch(() => undefined);
 
-  log(`kill -9 of ${greeters[1].name}: no goodbye; connections drop, then its lease expires (TTL ${TTL_SECONDS} s)`);
+  log(`kill -9 of ${greeters[1].name}: connections drop (calls caught by it are retried on another replica), then its lease expires (TTL ${TTL_SECONDS} s)`);
   const killedAt = Date.now();
   greeters[1].child.kill('SIGKILL');
   printBurst(await get('/burst?n=300&concurrency=8'));
   await waitFor('the killed replica to leave etcd', async () => ((await get('/instances')).length === 1 ? true : undefined));
   console.log(`  its key left etcd ${Date.now() - killedAt} ms after the kill`);
+
+  log('300 calls preferring zone-b again: zone-b has no live replica, so every zone is called');
+  printBurst(await get('/burst?n=300&concurrency=16&zone=zone-b'));
 
   log('a new replica joins and takes traffic without any client restart');
   startApp('greeter-4', 'apps/greeter/dist/main.js', { GREETER_ZONE: 'zone-d' });

@@ -1,8 +1,14 @@
-import { Controller, Get, HttpException, HttpStatus, Query, type OnModuleInit } from '@nestjs/common';
+import { BadRequestException, Controller, Get, HttpException, HttpStatus, Query, type OnModuleInit } from '@nestjs/common';
 import type { ClientGrpc } from '@nestjs/microservices';
-import { ClientFactory, InjectDiscoveredClient, type ServiceInstance } from 'nestjs-etcd-discovery';
+import {
+  ClientFactory,
+  InjectDiscoveredClient,
+  InvalidDiscoveryOptionsError,
+  type LoadBalancingPolicy,
+  type ServiceInstance,
+} from 'nestjs-etcd-discovery';
 import { catchError, firstValueFrom, lastValueFrom, toArray } from 'rxjs';
-import type { GreeterService, HelloReply } from './greeter-client.options.js';
+import { GREETER_CLIENT_OPTIONS, type GreeterService, type HelloReply } from './greeter-client.options.js';
 
 const MAX_BURST = 10_000;
 
@@ -29,9 +35,18 @@ export class GatewayController implements OnModuleInit {
     return lastValueFrom(this.greeter.streamHellos({ name, count: Number(count) }).pipe(toArray(), catchError(rethrowAsHttp)));
   }
 
-  /** Makes `n` calls, `concurrency` at a time, and counts which instance served each. */
+  /**
+   * Makes `n` calls, `concurrency` at a time, and counts which instance served each. `policy` and
+   * `zone` pick another balanced client (cached by ClientFactory) to show policies and zone routing.
+   */
   @Get('burst')
-  async burst(@Query('n') n = '300', @Query('concurrency') concurrency = '16'): Promise<{ calls: number; failed: number; byInstance: Record<string, number> }> {
+  async burst(
+    @Query('n') n = '300',
+    @Query('concurrency') concurrency = '16',
+    @Query('policy') policy?: LoadBalancingPolicy,
+    @Query('zone') zone?: string,
+  ): Promise<{ calls: number; failed: number; byInstance: Record<string, number> }> {
+    const greeter = policy || zone ? this.greeterWith(policy, zone) : this.greeter;
     const total = Math.min(Math.max(Number(n) || 0, 0), MAX_BURST);
     const byInstance: Record<string, number> = {};
     let next = 0;
@@ -40,7 +55,7 @@ export class GatewayController implements OnModuleInit {
       while (next < total) {
         next += 1;
         try {
-          const reply = await firstValueFrom(this.greeter.sayHello({ name: 'burst' }));
+          const reply = await firstValueFrom(greeter.sayHello({ name: 'burst' }));
           byInstance[reply.address] = (byInstance[reply.address] ?? 0) + 1;
         } catch {
           failed += 1;
@@ -49,6 +64,16 @@ export class GatewayController implements OnModuleInit {
     };
     await Promise.all(Array.from({ length: Math.max(1, Math.min(Number(concurrency) || 1, 256)) }, worker));
     return { calls: total, failed, byInstance };
+  }
+
+  private greeterWith(policy: LoadBalancingPolicy | undefined, zone: string | undefined): GreeterService {
+    try {
+      const options = { ...GREETER_CLIENT_OPTIONS, loadBalancing: policy ?? GREETER_CLIENT_OPTIONS.loadBalancing, select: zone ? { preferredZone: zone } : undefined };
+      return this.clients.createClient('greeter', options).getService<GreeterService>('Greeter');
+    } catch (error) {
+      if (error instanceof InvalidDiscoveryOptionsError) throw new BadRequestException(error.message);
+      throw error;
+    }
   }
 
   @Get('instances')

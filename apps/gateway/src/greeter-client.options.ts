@@ -6,6 +6,8 @@ export const GREETER_CLIENT_OPTIONS: DiscoveredClientOptions = {
   package: 'greeter',
   protoPath: fileURLToPath(new URL('../../greeter/proto/greeter.proto', import.meta.url)),
   loadBalancing: 'round_robin',
+  // SayHello is idempotent, so a call that hit a replica dying under it may be retried on another.
+  retry: { maxAttempts: 3, retryableStatusCodes: ['UNAVAILABLE'] },
 };
 
 export interface HelloReply {

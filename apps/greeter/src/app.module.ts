@@ -11,7 +11,11 @@ const env = process.env;
       namespace: env.DISCOVERY_NAMESPACE,
       registration: {
         serviceName: 'greeter',
-        metadata: { version: env.GREETER_VERSION ?? '1.0.0', zone: env.GREETER_ZONE ?? 'local' },
+        metadata: {
+          version: env.GREETER_VERSION ?? '1.0.0',
+          zone: env.GREETER_ZONE ?? 'local',
+          ...(env.GREETER_WEIGHT === undefined ? {} : { weight: Number(env.GREETER_WEIGHT) }),
+        },
       },
       server: {
         ttlSeconds: env.LEASE_TTL_SECONDS ? Number(env.LEASE_TTL_SECONDS) : undefined,
