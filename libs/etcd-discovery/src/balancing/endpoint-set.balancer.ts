@@ -18,6 +18,7 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
   private children = new Map<string, experimental.LeafLoadBalancer>();
   private currentState = ConnectivityState.IDLE;
   private lastError: string | null = null;
+  private emptyMessage = 'No addresses resolved';
   private updatesPaused = false;
   private readonly childHelper: experimental.ChannelControlHelper;
 
@@ -74,11 +75,7 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
     this.children = next;
     this.updatesPaused = false;
     this.onMembership(new Set(next.keys()));
-    if (next.size === 0) {
-      const message = `No addresses resolved. Resolution note: ${resolutionNote}`;
-      this.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details: message }), message);
-      return true;
-    }
+    this.emptyMessage = `No addresses resolved. Resolution note: ${resolutionNote}`;
     this.recompute();
     return true;
   }
@@ -96,6 +93,11 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
 
   private recompute(): void {
     if (this.updatesPaused) return;
+    if (this.children.size === 0) {
+      // Fail calls at once rather than queue them while nothing can serve.
+      this.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker({ details: this.emptyMessage }), this.emptyMessage);
+      return;
+    }
     const ready: ReadyEndpoint[] = [];
     let connecting = false;
     let failing = false;

@@ -84,13 +84,17 @@ class EtcdResolver implements experimental.Resolver {
       addresses: [{ host: instance.host, port: instance.port }],
       instance,
     }));
-    // An empty list, not an error: on an error grpc-js keeps routing to the last endpoints, which
-    // are gone. The note becomes the message of calls failing for want of an instance.
-    const note =
-      endpoints.length === 0
-        ? routed.note || `no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"`
-        : '';
-    this.listener(experimental.statusOrFromValue(endpoints), {}, null, note);
+    if (endpoints.length > 0) {
+      this.listener(experimental.statusOrFromValue(endpoints), {}, null, '');
+      return;
+    }
+    // An empty list first, so the policy drops endpoints that are gone (on an error alone grpc-js
+    // keeps routing to them); then an error, so calls fail at once instead of queueing to their deadline.
+    const note = routed.note || `no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"`;
+    this.listener(experimental.statusOrFromValue([]), {}, null, note);
+    setImmediate(() => {
+      if (this.subscription) this.reportError(note);
+    });
   }
 
   private noteZoneFallback(fallback: boolean): void {

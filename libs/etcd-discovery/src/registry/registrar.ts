@@ -43,6 +43,8 @@ export class Registrar {
   private readonly firstRegistration: Promise<void>;
   private resolveFirst!: () => void;
   private unsubscribeLease?: () => void;
+  /** Keys found holding another record, each logged once until we hold it. */
+  private readonly conflicts = new Set<string>();
 
   constructor(
     private readonly client: Etcd3,
@@ -81,7 +83,9 @@ export class Registrar {
         prefix: record.key,
         decode: (_key, kv: IKeyValue) => ({ value: kv.value.toString(), lease: kv.lease }),
         onChange: (snapshot) => {
-          if (!snapshot.has(record.key) && this.registered) this.schedule(`key ${record.key} was deleted`);
+          const seen = snapshot.get(record.key)?.value;
+          if (!seen) this.schedule(`key ${record.key} was deleted`);
+          else if (seen.value !== record.value || seen.lease !== this.keeper.currentId) this.schedule(`key ${record.key} changed`);
         },
         logger: this.logger,
       });
@@ -146,13 +150,14 @@ export class Registrar {
     }
     await this.keeper.retireOld();
     const wasRegistered = this.registered;
-    this.registered = true;
-    if (!wasRegistered && reason === 'startup') {
+    // A key held by another record is not ours: stay unregistered until it goes (the key watch retries then).
+    this.registered = !outcomes.includes('conflict');
+    if (!this.registered) return;
+    if (!wasRegistered) {
       this.logger.log(`registered ${this.describe()} (lease ${granted.id})`);
       this.resolveFirst();
     } else if (outcomes.some((outcome) => outcome !== 'present')) {
       this.logger.log(`re-registered ${this.describe()} after: ${reason} (lease ${granted.id})`);
-      this.resolveFirst();
     }
   }
 
@@ -165,13 +170,18 @@ export class Registrar {
         .then(this.client.put(key).value(value).lease(granted.id))
         .else(this.client.get(key))
         .commit();
-      if (created.succeeded) return 'created';
+      if (created.succeeded) {
+        this.conflicts.delete(key);
+        return 'created';
+      }
       const existing = created.responses[0]?.response_range?.kvs[0];
       if (!existing) throw new Error(`key ${key} vanished during registration`);
       if (existing.value.toString() !== value) {
-        this.logger.error(`key ${key} holds another process's record; not overwriting it`);
+        if (!this.conflicts.has(key)) this.logger.error(`key ${key} holds another process's record; not overwriting it`);
+        this.conflicts.add(key);
         return 'conflict';
       }
+      this.conflicts.delete(key);
       if (existing.lease === granted.id) return 'present';
       const moved = await this.client
         .if(key, 'Value', '==', value)
