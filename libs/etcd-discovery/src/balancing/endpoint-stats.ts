@@ -32,6 +32,7 @@ export class EndpointStats {
   success = INITIAL_SUCCESS;
   lastPickedAt = 0;
   private lastCompletedAt = 0;
+  private sampled = false;
   private ejectedUntil = 0;
   private consecutiveUnavailable = 0;
 
@@ -57,8 +58,9 @@ export class EndpointStats {
     const sinceLast = Math.max(0, now - this.lastCompletedAt);
     this.lastCompletedAt = now;
     const rtt = Math.max(0, now - startedAt);
-    // The first sample replaces the initial zero instead of being averaged with it.
-    const weight = this.lagMs === 0 ? 0 : Math.exp(-sinceLast / DECAY_MS);
+    // The first sample replaces the initial values instead of being averaged with them.
+    const weight = this.sampled ? Math.exp(-sinceLast / DECAY_MS) : 0;
+    this.sampled = true;
     this.lagMs = this.lagMs * weight + rtt * (1 - weight);
     const failed = FAILURE_CODES.has(code);
     this.success = this.success * weight + (failed ? 0 : INITIAL_SUCCESS) * (1 - weight);

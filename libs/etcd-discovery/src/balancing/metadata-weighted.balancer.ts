@@ -1,6 +1,7 @@
 import { experimental, logVerbosity } from '@grpc/grpc-js';
 import { Logger } from '@nestjs/common';
 import type { DiscoveredEndpoint } from './etcd.resolver.js';
+import { fieldLessPolicyConfig } from './field-less-policy-config.js';
 import { EndpointSetBalancer, type ReadyEndpoint } from './endpoint-set.balancer.js';
 import { pickSmoothWeighted, pruneSmoothWeightedState, type SmoothWeightedState } from './smooth-weighted-round-robin.js';
 
@@ -16,22 +17,7 @@ function trace(text: string): void {
   experimental.trace(logVerbosity.DEBUG, TRACER_NAME, text);
 }
 
-export class MetadataWeightedConfig implements experimental.TypedLoadBalancingConfig {
-  getLoadBalancerName(): string {
-    return METADATA_WEIGHTED_POLICY;
-  }
-
-  toJsonObject(): object {
-    return { [METADATA_WEIGHTED_POLICY]: {} };
-  }
-
-  static createFromJson(json: unknown): MetadataWeightedConfig {
-    if (json !== undefined && (typeof json !== 'object' || json === null || Object.keys(json).length > 0)) {
-      throw new Error(`${METADATA_WEIGHTED_POLICY} config takes no fields, got ${JSON.stringify(json)}`);
-    }
-    return new MetadataWeightedConfig();
-  }
-}
+export const MetadataWeightedConfig = fieldLessPolicyConfig(METADATA_WEIGHTED_POLICY);
 
 /** Weight from a record: an integer >= 0; anything else counts as 1. Undefined reason = valid. */
 export function weightOf(metadata: Readonly<Record<string, unknown>> | undefined): { weight: number; problem?: string } {

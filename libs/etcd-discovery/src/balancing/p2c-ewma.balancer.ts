@@ -1,4 +1,5 @@
 import { experimental, logVerbosity, type status as Status } from '@grpc/grpc-js';
+import { fieldLessPolicyConfig } from './field-less-policy-config.js';
 import { EndpointSetBalancer, type ReadyEndpoint } from './endpoint-set.balancer.js';
 import { EndpointStats, FORCE_PICK_MS } from './endpoint-stats.js';
 
@@ -13,22 +14,7 @@ function trace(text: string): void {
   experimental.trace(logVerbosity.DEBUG, TRACER_NAME, text);
 }
 
-export class P2cEwmaConfig implements experimental.TypedLoadBalancingConfig {
-  getLoadBalancerName(): string {
-    return P2C_EWMA_POLICY;
-  }
-
-  toJsonObject(): object {
-    return { [P2C_EWMA_POLICY]: {} };
-  }
-
-  static createFromJson(json: unknown): P2cEwmaConfig {
-    if (json !== undefined && (typeof json !== 'object' || json === null || Object.keys(json).length > 0)) {
-      throw new Error(`${P2C_EWMA_POLICY} config takes no fields, got ${JSON.stringify(json)}`);
-    }
-    return new P2cEwmaConfig();
-  }
-}
+export const P2cEwmaConfig = fieldLessPolicyConfig(P2C_EWMA_POLICY);
 
 export interface P2cCandidate {
   readonly key: string;
@@ -66,11 +52,12 @@ class P2cPicker implements experimental.Picker {
   constructor(private readonly candidates: readonly (ReadyEndpoint & P2cCandidate)[]) {}
 
   pick(args: experimental.PickArgs): experimental.PickResult {
-    const chosen = pickP2c(this.candidates, Date.now());
+    // performance.now(): loopback calls take well under the 1 ms resolution of Date.now().
+    const chosen = pickP2c(this.candidates, performance.now());
     const result = chosen.picker.pick(args);
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result;
     const { stats } = chosen;
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     const { onCallStarted, onCallEnded } = result;
     return {
       ...result,
@@ -79,7 +66,7 @@ class P2cPicker implements experimental.Picker {
         onCallStarted?.();
       },
       onCallEnded: (code: Status, details, metadata) => {
-        stats.onEnded(code, startedAt, Date.now());
+        stats.onEnded(code, startedAt, performance.now());
         onCallEnded?.(code, details, metadata);
       },
     };

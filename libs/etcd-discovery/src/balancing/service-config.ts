@@ -84,14 +84,14 @@ export function buildServiceConfig(input: ServiceConfigInput): Record<string, un
 
 /** grpc-js reads "0.5s" as 5 ns: durations need all nine fraction digits. */
 export function durationText(ms: number): string {
-  const whole = Math.floor(ms / 1_000);
-  const nanos = Math.round((ms - whole * 1_000) * 1e6);
-  return `${whole}.${String(nanos).padStart(9, '0')}s`;
+  const { seconds, nanos } = durationObject(ms);
+  return `${seconds}.${String(nanos).padStart(9, '0')}s`;
 }
 
+/** Rounded to whole nanoseconds first, so 999.9999999 ms carries into the seconds. */
 function durationObject(ms: number): { seconds: number; nanos: number } {
-  const seconds = Math.floor(ms / 1_000);
-  return { seconds, nanos: Math.round((ms - seconds * 1_000) * 1e6) };
+  const total = Math.round(ms * 1e6);
+  return { seconds: Math.floor(total / 1e9), nanos: total % 1e9 };
 }
 
 function retryPolicyJson(retry: RetryOptions): Record<string, unknown> {
