@@ -7,6 +7,13 @@ export interface BackoffOptions {
 
 export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 100, maxMs: 5_000, jitter: 0.5 };
 
+/**
+ * For reaching etcd again after an outage: capped at 1 s so recovery lands within about a second of
+ * etcd being reachable (the promise is "registered again within 2 s"); one small request per second
+ * per process while etcd is down costs etcd little.
+ */
+export const RECOVERY_BACKOFF: BackoffOptions = { initialMs: 50, maxMs: 1_000, jitter: 0.5 };
+
 /** Exponential delays with full jitter; `reset()` after a success. */
 export class Backoff {
   private attempt = 0;

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, Lease } from 'etcd3';
-import { Backoff, errorMessage, sleep } from '../common/backoff.js';
+import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 
 export interface GrantedLease {
   readonly id: string;
@@ -76,7 +76,7 @@ export class LeaseKeeper {
   }
 
   private async grant(): Promise<GrantedLease | undefined> {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.5 });
+    const backoff = new Backoff(RECOVERY_BACKOFF);
     let failures = 0;
     while (!this.abort.signal.aborted) {
       const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: true });

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
-import { Backoff, errorMessage, sleep } from '../common/backoff.js';
+import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 
 export interface MirrorEntry<T> {
   readonly modRevision: string;
@@ -60,7 +60,7 @@ export class PrefixMirror<T> {
   }
 
   private async run(): Promise<void> {
-    const backoff = new Backoff({ initialMs: 50, maxMs: 2_000, jitter: 0.5 });
+    const backoff = new Backoff(RECOVERY_BACKOFF);
     const signal = this.abort.signal;
     while (!signal.aborted) {
       const startedAt = Date.now();

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue } from 'etcd3';
-import { Backoff, errorMessage, sleep } from '../common/backoff.js';
+import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 import type { ResolvedRegistration } from '../module/resolved-options.js';
 import type { HostPort } from './address.js';
 import type { GrantedLease, LeaseKeeper } from './lease-keeper.js';
@@ -121,7 +121,7 @@ export class Registrar {
   }
 
   private async reconcileLoop(): Promise<void> {
-    const backoff = new Backoff({ initialMs: 100, maxMs: 2_000, jitter: 0.5 });
+    const backoff = new Backoff(RECOVERY_BACKOFF);
     let failing = false;
     while (this.pending !== undefined && !this.abort.signal.aborted) {
       const reason = this.pending;
