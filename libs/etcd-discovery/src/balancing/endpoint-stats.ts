@@ -65,6 +65,8 @@ export class EndpointStats {
     const failed = FAILURE_CODES.has(code);
     this.success = this.success * weight + (failed ? 0 : INITIAL_SUCCESS) * (1 - weight);
     if (code === Status.UNAVAILABLE) {
+      // Calls in flight when the endpoint went down all fail together: one ejection, not one per call.
+      if (this.isEjected(now)) return;
       this.consecutiveUnavailable += 1;
       this.ejectedUntil = now + Math.min(EJECT_MAX_MS, EJECT_BASE_MS * 2 ** (this.consecutiveUnavailable - 1));
     } else if (!failed) {

@@ -22,7 +22,11 @@ export interface RetryOptions {
   maxBackoffMs?: number;
   /** @default 2 */
   backoffMultiplier?: number;
-  /** @default ['UNAVAILABLE'] */
+  /**
+   * UNAVAILABLE: the instance was unreachable or refused the call. CANCELLED: grpc-js's code for
+   * calls cut by a server's forced shutdown (a client's own cancel is never retried).
+   * @default ['UNAVAILABLE', 'CANCELLED']
+   */
   retryableStatusCodes?: (keyof typeof Status)[];
 }
 
@@ -100,7 +104,7 @@ function retryPolicyJson(retry: RetryOptions): Record<string, unknown> {
     initialBackoff: durationText(retry.initialBackoffMs ?? 50),
     maxBackoff: durationText(retry.maxBackoffMs ?? 1_000),
     backoffMultiplier: retry.backoffMultiplier ?? 2,
-    retryableStatusCodes: retry.retryableStatusCodes ?? ['UNAVAILABLE'],
+    retryableStatusCodes: retry.retryableStatusCodes ?? ['UNAVAILABLE', 'CANCELLED'],
   };
 }
 

@@ -9,9 +9,10 @@ import {
   DEFAULT_TTL_SECONDS,
   MIN_TTL_SECONDS,
 } from './etcd-discovery.constants.js';
-import { status as Status } from '@grpc/grpc-js';
+import { experimental, status as Status } from '@grpc/grpc-js';
 // grpc-js's own service config check, so a bad config fails at startup, not at the first call.
 import { validateServiceConfig } from '@grpc/grpc-js/build/src/service-config.js';
+import { setupBalancing } from '../balancing/index.js';
 import { isValidVersionRange, type InstanceSelector } from '../balancing/instance-routing.js';
 import { buildServiceConfig, LOAD_BALANCING_POLICIES, type OutlierDetectionOptions, type RetryOptions } from '../balancing/service-config.js';
 import type { DiscoveredClientOptions } from '../client/discovered-client-options.interface.js';
@@ -186,6 +187,7 @@ function fail(field: string, value: unknown, fix: string, cause?: unknown): neve
 
 const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const EJECTION_KEYS = ['stdevFactor', 'threshold', 'enforcementPercentage', 'minimumHosts', 'requestVolume'];
+const PERCENT_KEYS = ['threshold', 'enforcementPercentage'];
 
 /** Checks what a client adds to Nest's gRPC options; Nest and grpc-js check the rest themselves. */
 export function validateClientOptions(serviceName: unknown, options: DiscoveredClientOptions | undefined, defaultWaitMs: number): ResolvedClientOptions {
@@ -221,6 +223,7 @@ export function validateClientOptions(serviceName: unknown, options: DiscoveredC
   } catch (cause) {
     fail('client options (service config)', serviceConfig, `grpc-js rejects it: ${(cause as Error).message}`, cause);
   }
+  validatePolicyConfig(serviceConfig.loadBalancingConfig as object[], options.outlierDetection ? 'client options.outlierDetection' : 'client options.loadBalancing');
   const { loadBalancing: _policy, waitTimeoutMs: _wait, select: _select, retry: _retry, timeoutMs: _timeout, outlierDetection: _od, ...nestOptions } = options;
   return { nestOptions, waitTimeoutMs, serviceConfig, select };
 }
@@ -231,6 +234,19 @@ export interface ResolvedClientOptions {
   readonly waitTimeoutMs: number;
   readonly serviceConfig: Record<string, unknown>;
   readonly select: InstanceSelector;
+}
+
+/** grpc-js falls back to pick_first, silently, on a policy config it cannot parse: refuse it here instead. */
+function validatePolicyConfig(configs: object[], field: string): void {
+  setupBalancing();
+  if (experimental.selectLbConfigFromList(configs as never, false) !== null) return;
+  let reason = 'no entry of loadBalancingConfig names a usable policy';
+  try {
+    experimental.parseLoadBalancingConfig(configs[0] as never);
+  } catch (cause) {
+    reason = (cause as Error).message;
+  }
+  fail(field, configs, `grpc-js cannot use this policy config: ${reason}`);
 }
 
 function parseUserServiceConfig(given: unknown): Record<string, unknown> {
@@ -293,9 +309,11 @@ function validateOutlierDetection(options: OutlierDetectionOptions): void {
     const value = options[kind] as Record<string, unknown> | undefined;
     if (value === undefined) continue;
     for (const [key, number] of Object.entries(value)) {
+      const field = `client options.outlierDetection.${kind}.${key}`;
       if (!EJECTION_KEYS.includes(key) || typeof number !== 'number' || number < 0) {
-        fail(`client options.outlierDetection.${kind}.${key}`, number, `use numbers >= 0 for ${EJECTION_KEYS.join(', ')}`);
+        fail(field, number, `use numbers >= 0 for ${EJECTION_KEYS.join(', ')}`);
       }
+      if (PERCENT_KEYS.includes(key) && number > 100) fail(field, number, 'use a percentage from 0 to 100');
     }
   }
 }
