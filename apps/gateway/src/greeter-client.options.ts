@@ -7,7 +7,7 @@ export const GREETER_CLIENT_OPTIONS: DiscoveredClientOptions = {
   protoPath: fileURLToPath(new URL('../../greeter/proto/greeter.proto', import.meta.url)),
   loadBalancing: 'round_robin',
   // SayHello is idempotent, so a call that hit a replica dying under it may be retried on another.
-  retry: { maxAttempts: 3, retryableStatusCodes: ['UNAVAILABLE'] },
+  retry: { maxAttempts: 3 },
 };
 
 export interface HelloReply {
