@@ -22,3 +22,7 @@ function describe(value: unknown): string {
     return Object.prototype.toString.call(value);
   }
 }
+
+export function failOption(field: string, value: unknown, fix: string, cause?: unknown): never {
+  throw new InvalidDiscoveryOptionsError(field, value, fix, cause === undefined ? undefined : { cause });
+}

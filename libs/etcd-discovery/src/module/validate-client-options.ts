@@ -1,0 +1,146 @@
+import { experimental, status as Status } from '@grpc/grpc-js';
+// grpc-js's own service config check, so a bad config fails at startup, not at the first call.
+import { validateServiceConfig } from '@grpc/grpc-js/build/src/service-config.js';
+import { setupBalancing } from '../balancing/index.js';
+import { isValidVersionRange, type InstanceSelector } from '../balancing/instance-routing.js';
+import { buildServiceConfig, LOAD_BALANCING_POLICIES, type OutlierDetectionOptions, type RetryOptions } from '../balancing/service-config.js';
+import type { DiscoveredClientOptions } from '../client/discovered-client-options.interface.js';
+import { failOption as fail } from './invalid-options.error.js';
+import { validateServiceName } from './validate-options.js';
+
+const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
+const EJECTION_KEYS = ['stdevFactor', 'threshold', 'enforcementPercentage', 'minimumHosts', 'requestVolume'];
+const PERCENT_KEYS = ['threshold', 'enforcementPercentage'];
+
+/** Checks what a client adds to Nest's gRPC options; Nest and grpc-js check the rest themselves. */
+export function validateClientOptions(serviceName: unknown, options: DiscoveredClientOptions | undefined, defaultWaitMs: number): ResolvedClientOptions {
+  validateServiceName('serviceName', serviceName);
+  if (typeof options !== 'object' || options === null) {
+    fail('client options', options, 'pass Nest gRPC client options without url, e.g. { package: "greeter", protoPath }');
+  }
+  if (typeof options.package !== 'string' && !Array.isArray(options.package)) {
+    fail('client options.package', options.package, 'name the proto package, e.g. "greeter"');
+  }
+  if ('url' in options) fail('client options.url', (options as { url?: unknown }).url, 'leave url out: discovery provides the addresses');
+  const loadBalancing = options.loadBalancing ?? 'round_robin';
+  if (!Object.hasOwn(LOAD_BALANCING_POLICIES, loadBalancing)) {
+    fail('client options.loadBalancing', loadBalancing, `use one of ${Object.keys(LOAD_BALANCING_POLICIES).join(', ')}`);
+  }
+  const waitTimeoutMs = options.waitTimeoutMs ?? defaultWaitMs;
+  if (!Number.isInteger(waitTimeoutMs) || waitTimeoutMs < 0) {
+    fail('client options.waitTimeoutMs', waitTimeoutMs, 'use a whole number of milliseconds >= 0');
+  }
+  if (options.timeoutMs !== undefined) positive('client options.timeoutMs', options.timeoutMs);
+  const select = validateSelector(options.select);
+  if (options.retry !== undefined) validateRetry(options.retry);
+  if (options.outlierDetection !== undefined) validateOutlierDetection(options.outlierDetection);
+  const serviceConfig = buildServiceConfig({
+    loadBalancing,
+    retry: options.retry,
+    timeoutMs: options.timeoutMs,
+    outlierDetection: options.outlierDetection,
+    base: parseUserServiceConfig(options.channelOptions?.['grpc.service_config']),
+  });
+  try {
+    validateServiceConfig(serviceConfig);
+  } catch (cause) {
+    fail('client options (service config)', serviceConfig, `grpc-js rejects it: ${(cause as Error).message}`, cause);
+  }
+  validatePolicyConfig(serviceConfig.loadBalancingConfig as object[], options.outlierDetection ? 'client options.outlierDetection' : 'client options.loadBalancing');
+  const { loadBalancing: _policy, waitTimeoutMs: _wait, select: _select, retry: _retry, timeoutMs: _timeout, outlierDetection: _od, ...nestOptions } = options;
+  return { nestOptions, waitTimeoutMs, serviceConfig, select };
+}
+
+export interface ResolvedClientOptions {
+  /** What goes to Nest's ClientGrpcProxy, minus url and channel options we add. */
+  readonly nestOptions: Omit<DiscoveredClientOptions, 'loadBalancing' | 'waitTimeoutMs' | 'select' | 'retry' | 'timeoutMs' | 'outlierDetection'>;
+  readonly waitTimeoutMs: number;
+  readonly serviceConfig: Record<string, unknown>;
+  readonly select: InstanceSelector;
+}
+
+/** grpc-js falls back to pick_first, silently, on a policy config it cannot parse: refuse it here instead. */
+function validatePolicyConfig(configs: object[], field: string): void {
+  setupBalancing();
+  if (experimental.selectLbConfigFromList(configs as never, false) !== null) return;
+  let reason = 'no entry of loadBalancingConfig names a usable policy';
+  try {
+    experimental.parseLoadBalancingConfig(configs[0] as never);
+  } catch (cause) {
+    reason = (cause as Error).message;
+  }
+  fail(field, configs, `grpc-js cannot use this policy config: ${reason}`);
+}
+
+function parseUserServiceConfig(given: unknown): Record<string, unknown> {
+  if (given === undefined) return {};
+  const field = 'client options.channelOptions["grpc.service_config"]';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(String(given));
+  } catch (cause) {
+    fail(field, given, 'pass service config as a JSON string', cause);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    fail(field, given, 'pass a JSON object, e.g. {"methodConfig":[...]}');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function validateSelector(select: unknown): InstanceSelector {
+  if (select === undefined) return {};
+  if (typeof select !== 'object' || select === null) fail('client options.select', select, 'pass { metadata?, version?, preferredZone? }');
+  const { metadata, version, preferredZone } = select as InstanceSelector;
+  if (metadata !== undefined) {
+    const ok = typeof metadata === 'object' && metadata !== null && Object.values(metadata).every((value) => ['string', 'number', 'boolean'].includes(typeof value));
+    if (!ok) fail('client options.select.metadata', metadata, 'map metadata keys to string, number or boolean values');
+  }
+  if (version !== undefined && (typeof version !== 'string' || !isValidVersionRange(version))) {
+    fail('client options.select.version', version, 'use a semver range such as "^1.4.0" or ">=2 <3"');
+  }
+  if (preferredZone !== undefined && (typeof preferredZone !== 'string' || !NAME_PATTERN.test(preferredZone))) {
+    fail('client options.select.preferredZone', preferredZone, 'use a zone name of letters, digits, ".", "_" or "-"');
+  }
+  return { metadata, version, preferredZone };
+}
+
+function validateRetry(retry: RetryOptions): void {
+  if (typeof retry !== 'object' || retry === null) fail('client options.retry', retry, 'pass { maxAttempts: 3 }');
+  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 2 || retry.maxAttempts > 5) {
+    fail('client options.retry.maxAttempts', retry.maxAttempts, 'use 2 to 5 attempts in all (grpc-js caps retries at 5)');
+  }
+  for (const key of ['initialBackoffMs', 'maxBackoffMs'] as const) if (retry[key] !== undefined) positive(`client options.retry.${key}`, retry[key]);
+  if (retry.backoffMultiplier !== undefined && !(typeof retry.backoffMultiplier === 'number' && retry.backoffMultiplier >= 1)) {
+    fail('client options.retry.backoffMultiplier', retry.backoffMultiplier, 'use a number >= 1');
+  }
+  for (const code of retry.retryableStatusCodes ?? []) {
+    if (typeof code !== 'string' || !Object.hasOwn(Status, code) || code === 'OK') {
+      fail('client options.retry.retryableStatusCodes', code, 'use gRPC status names such as "UNAVAILABLE"');
+    }
+  }
+}
+
+function validateOutlierDetection(options: OutlierDetectionOptions): void {
+  if (typeof options !== 'object' || options === null) fail('client options.outlierDetection', options, 'pass an object such as { failurePercentageEjection: {} }');
+  for (const key of ['intervalMs', 'baseEjectionTimeMs', 'maxEjectionTimeMs'] as const) {
+    if (options[key] !== undefined) positive(`client options.outlierDetection.${key}`, options[key]);
+  }
+  if (options.maxEjectionPercent !== undefined && !(Number.isInteger(options.maxEjectionPercent) && options.maxEjectionPercent >= 0 && options.maxEjectionPercent <= 100)) {
+    fail('client options.outlierDetection.maxEjectionPercent', options.maxEjectionPercent, 'use a whole percentage from 0 to 100');
+  }
+  for (const kind of ['successRateEjection', 'failurePercentageEjection'] as const) {
+    const value = options[kind] as Record<string, unknown> | undefined;
+    if (value === undefined) continue;
+    for (const [key, number] of Object.entries(value)) {
+      const field = `client options.outlierDetection.${kind}.${key}`;
+      if (!EJECTION_KEYS.includes(key) || typeof number !== 'number' || number < 0) {
+        fail(field, number, `use numbers >= 0 for ${EJECTION_KEYS.join(', ')}`);
+      }
+      if (PERCENT_KEYS.includes(key) && number > 100) fail(field, number, 'use a percentage from 0 to 100');
+    }
+  }
+}
+
+function positive(field: string, value: unknown): void {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(field, value, 'use a number of milliseconds > 0');
+}
