@@ -1,26 +1,26 @@
-export { EtcdDiscoveryModule } from './module/etcd-discovery.module.js';
-export type {
-  EtcdConnectionOptions,
-  EtcdDiscoveryModuleAsyncOptions,
-  EtcdDiscoveryModuleOptions,
-  EtcdDiscoveryOptionsFactory,
-  EtcdTlsOptions,
-  RegistrationOptions,
-  ServerLifecycleOptions,
-} from './module/etcd-discovery-options.interface.js';
-export { InvalidDiscoveryOptionsError } from './module/invalid-options.error.js';
-export { withEtcdDiscovery } from './server/with-etcd-discovery.js';
-export { DiscoverableGrpcServer } from './server/discoverable-grpc.server.js';
-export { EtcdRegistration } from './server/etcd-registration.js';
-export { ClientFactory } from './client/client-factory.js';
-export type {
-  DiscoveredClientOptions,
-  DiscoveredClientRegistration,
-  InstanceSelector,
-  LoadBalancingPolicy,
-  OutlierDetectionOptions,
-  RetryOptions,
-} from './client/discovered-client-options.interface.js';
-export { InjectDiscoveredClient, discoveredClientToken } from './client/inject-discovered-client.decorator.js';
-export { NoLiveInstanceError } from './client/no-live-instance.error.js';
-export type { ServiceInstance } from './registry/registry-record.codec.js';
+// The public API. Everything not exported here is internal and may change in any release.
+export {
+  EtcdDiscoveryModule,
+  InvalidDiscoveryOptionsError,
+  type EtcdConnectionOptions,
+  type EtcdDiscoveryModuleAsyncOptions,
+  type EtcdDiscoveryModuleOptions,
+  type EtcdDiscoveryOptionsFactory,
+  type EtcdTlsOptions,
+  type RegistrationOptions,
+  type ServerLifecycleOptions,
+} from './module/index.js';
+export { DiscoverableGrpcServer, EtcdRegistration, withEtcdDiscovery } from './server/index.js';
+export {
+  ClientFactory,
+  InjectDiscoveredClient,
+  NoLiveInstanceError,
+  discoveredClientToken,
+  type DiscoveredClientOptions,
+  type DiscoveredClientRegistration,
+  type InstanceSelector,
+  type LoadBalancingPolicy,
+  type OutlierDetectionOptions,
+  type RetryOptions,
+} from './client/index.js';
+export type { ServiceInstance } from './registry/index.js';

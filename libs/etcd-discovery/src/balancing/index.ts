@@ -2,6 +2,12 @@ import { setup as setupEtcdResolver } from './etcd.resolver.js';
 import { setup as setupMetadataWeighted } from './metadata-weighted.balancer.js';
 import { setup as setupP2cEwma } from './p2c-ewma.balancer.js';
 
+export { ETCD_SCHEME, type DiscoveredEndpoint } from './etcd.resolver.js';
+export { routeInstances, type InstanceSelector } from './instance-routing.js';
+export { METADATA_WEIGHTED_POLICY } from './metadata-weighted.balancer.js';
+export { P2C_EWMA_POLICY } from './p2c-ewma.balancer.js';
+export { buildServiceConfig, LOAD_BALANCING_POLICIES, type LoadBalancingPolicy } from './service-config.js';
+
 /** Registers the etcd resolver and our balancing policies with the shared grpc-js; idempotent. */
 export function setupBalancing(): void {
   setupEtcdResolver();

@@ -1,0 +1,1 @@
+export { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, type BackoffOptions } from './backoff.js';

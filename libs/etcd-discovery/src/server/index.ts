@@ -1,0 +1,5 @@
+export { advertisedHost } from './advertised-address.js';
+export { DiscoverableGrpcServer } from './discoverable-grpc.server.js';
+export { EtcdRegistration } from './etcd-registration.js';
+export { shutdownGracefully, type ShutdownOutcome } from './graceful-shutdown.js';
+export { withEtcdDiscovery } from './with-etcd-discovery.js';
