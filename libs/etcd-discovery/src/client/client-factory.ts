@@ -34,7 +34,10 @@ export class ClientFactory {
         first((instances) => instances.length > 0),
         timeout({
           first: waitMs,
-          with: () => throwError(() => new NoLiveInstanceError(serviceName, this.source.prefixOf(serviceName), waitMs)),
+          with: () =>
+            throwError(
+              () => new NoLiveInstanceError(serviceName, this.source.prefixOf(serviceName), waitMs, this.source.unreachableReason?.(serviceName)),
+            ),
         }),
         map(() => client),
       );

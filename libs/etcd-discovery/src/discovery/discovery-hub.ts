@@ -12,6 +12,8 @@ const LINGER_MS = 30_000;
 export interface InstanceSource {
   watch(serviceName: string): Observable<readonly ServiceInstance[]>;
   prefixOf(serviceName: string): string;
+  /** Why the service's instances cannot be listed right now (etcd unreachable), if that is the case. */
+  unreachableReason?(serviceName: string): string | undefined;
 }
 
 /**
@@ -20,7 +22,7 @@ export interface InstanceSource {
  */
 export class DiscoveryHub implements InstanceSource {
   private readonly streams = new Map<string, Observable<readonly ServiceInstance[]>>();
-  private readonly active = new Set<ServiceWatcher>();
+  private readonly active = new Map<string, ServiceWatcher>();
   private readonly logger = new Logger('EtcdDiscovery');
   private closed = false;
 
@@ -42,9 +44,13 @@ export class DiscoveryHub implements InstanceSource {
     return stream;
   }
 
+  unreachableReason(serviceName: string): string | undefined {
+    return this.active.get(serviceName)?.unreachableReason;
+  }
+
   close(): void {
     this.closed = true;
-    for (const watcher of this.active) watcher.stop();
+    for (const watcher of this.active.values()) watcher.stop();
     this.active.clear();
   }
 
@@ -55,12 +61,12 @@ export class DiscoveryHub implements InstanceSource {
         return undefined;
       }
       const watcher = new ServiceWatcher(this.client, serviceName, this.prefixOf(serviceName), this.logger);
-      this.active.add(watcher);
+      this.active.set(serviceName, watcher);
       const subscription = watcher.instances$.subscribe(subscriber);
       watcher.start();
       return () => {
         subscription.unsubscribe();
-        this.active.delete(watcher);
+        if (this.active.get(serviceName) === watcher) this.active.delete(serviceName);
         watcher.stop();
       };
     }).pipe(

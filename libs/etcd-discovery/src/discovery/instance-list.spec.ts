@@ -13,8 +13,14 @@ function bad(reason: string): DecodedEntry {
   return { ok: false, reason };
 }
 
+/** Entries are created in the order given: the first is the oldest record. */
 function snapshot(entries: Record<string, DecodedEntry>): MirrorSnapshot<DecodedEntry> {
-  return new Map(Object.entries(entries).map(([key, value], index): [string, MirrorEntry<DecodedEntry>] => [key, { modRevision: String(index + 1), value }]));
+  return new Map(
+    Object.entries(entries).map(([key, value], index): [string, MirrorEntry<DecodedEntry>] => [
+      key,
+      { createRevision: String(index + 1), modRevision: String(index + 1), value },
+    ]),
+  );
 }
 
 function instance(id: string, address: string, metadata: Record<string, unknown> = {}): ServiceInstance {
@@ -66,20 +72,33 @@ describe('buildInstanceList', () => {
     ]);
   });
 
-  it('keeps the first key for an address and names it when skipping the others', () => {
+  it('gives an address to its oldest record, whatever the keys, and names it when skipping the others', () => {
     const { instances, skipped } = buildInstanceList(
       snapshot({
-        [`${PREFIX}z-restarted`]: ok('z-restarted', '10.0.0.1', 50051, { v: 2 }),
-        [`${PREFIX}a-old`]: ok('a-old', '10.0.0.1', 50051, { v: 1 }),
+        [`${PREFIX}z-live`]: ok('z-live', '10.0.0.1', 50051, { v: 1 }),
+        [`${PREFIX}0-copy-of-z`]: ok('0-copy-of-z', '10.0.0.1', 50051, { v: 2 }),
         [`${PREFIX}m-other`]: ok('m-other', '10.0.0.1', 50052),
         [`${PREFIX}v6-a`]: ok('v6-a', '::1', 1),
         [`${PREFIX}v6-b`]: ok('v6-b', '::1', 1),
       }),
     );
-    expect(instances.map((i) => i.id)).toEqual(['a-old', 'm-other', 'v6-a']);
-    expect(skipped.get(`${PREFIX}z-restarted`)).toBe(`duplicate of ${PREFIX}a-old (same address 10.0.0.1:50051)`);
+    // Listed in key order; the later copy can neither take the address nor its metadata.
+    expect(instances.map((i) => i.id)).toEqual(['m-other', 'v6-a', 'z-live']);
+    expect(instances.find((i) => i.id === 'z-live')?.metadata).toEqual({ v: 1 });
+    expect(skipped.get(`${PREFIX}0-copy-of-z`)).toBe(`duplicate of ${PREFIX}z-live (same address 10.0.0.1:50051)`);
     expect(skipped.get(`${PREFIX}v6-b`)).toBe(`duplicate of ${PREFIX}v6-a (same address [::1]:1)`);
     expect(skipped.size).toBe(2);
+  });
+
+  it('orders records of equal age by key when choosing the holder', () => {
+    const same = (value: DecodedEntry): MirrorEntry<DecodedEntry> => ({ createRevision: '7', modRevision: '7', value });
+    const { instances } = buildInstanceList(
+      new Map([
+        [`${PREFIX}b`, same(ok('b', '10.0.0.1', 1))],
+        [`${PREFIX}a`, same(ok('a', '10.0.0.1', 1))],
+      ]),
+    );
+    expect(instances.map((i) => i.id)).toEqual(['a']);
   });
 
   it('does not count a skipped invalid record as the holder of an address', () => {

@@ -12,14 +12,17 @@ export interface InstanceListResult {
 }
 
 /**
- * The routable instances of a snapshot, ordered by key. Invalid records and second records for an
- * address already listed are skipped: routing twice to one address would double its share.
+ * The routable instances of a snapshot, ordered by key. Invalid records are skipped, and so are
+ * later records for an address already listed: routing twice to one address would double its
+ * share. The OLDEST record of an address holds it, so a record written later (a copy, a stale
+ * registrar) can neither replace a live instance's metadata nor keep its address listed after the
+ * instance deregisters.
  */
 export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>): InstanceListResult {
   const instances: ServiceInstance[] = [];
   const skipped = new Map<string, string>();
   const byAddress = new Map<string, string>();
-  for (const key of [...snapshot.keys()].sort()) {
+  for (const key of keysByAge(snapshot)) {
     const entry = snapshot.get(key)!.value;
     if (!entry.ok || entry.id === undefined) {
       skipped.set(key, entry.ok ? 'key is not <namespace>/<service>/<instanceId>' : entry.reason);
@@ -34,7 +37,20 @@ export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>): Insta
     byAddress.set(address, key);
     instances.push({ id: entry.id, key, address, host: entry.address.host, port: entry.address.port, metadata: entry.metadata });
   }
+  instances.sort((a, b) => compareText(a.key, b.key));
   return { instances, skipped };
+}
+
+function keysByAge(snapshot: MirrorSnapshot<DecodedEntry>): string[] {
+  const age = (key: string): bigint => BigInt(snapshot.get(key)!.createRevision || '0');
+  return [...snapshot.keys()].sort((a, b) => {
+    const difference = age(a) - age(b);
+    return difference === 0n ? compareText(a, b) : difference < 0n ? -1 : 1;
+  });
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export interface InstanceListDiff {

@@ -14,7 +14,7 @@ import { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry } from
 export class ServiceWatcher {
   private readonly list$ = new BehaviorSubject<readonly ServiceInstance[] | undefined>(undefined);
   private readonly mirror: PrefixMirror<DecodedEntry>;
-  private readonly reported = new Map<string, string>();
+  private readonly reported = new Set<string>();
 
   constructor(
     client: Etcd3,
@@ -58,13 +58,21 @@ export class ServiceWatcher {
     this.list$.next(instances);
   }
 
-  /** Each skipped key is logged once per distinct reason, and forgotten when the key goes away. */
+  /**
+   * Each skipped key is logged once while it stays skipped (whatever garbage is rewritten there),
+   * and forgotten when it goes away or becomes valid.
+   */
   private reportSkipped(skipped: ReadonlyMap<string, string>): void {
     for (const [key, reason] of skipped) {
-      if (this.reported.get(key) === reason) continue;
-      this.reported.set(key, reason);
-      this.logger.warn(`${this.serviceName}: skipping ${JSON.stringify(key)}: ${reason}`);
+      if (this.reported.has(key)) continue;
+      this.reported.add(key);
+      this.logger.warn(`${this.serviceName}: skipping ${JSON.stringify(key).slice(0, 200)}: ${reason}`);
     }
-    for (const key of this.reported.keys()) if (!skipped.has(key)) this.reported.delete(key);
+    for (const key of this.reported) if (!skipped.has(key)) this.reported.delete(key);
+  }
+
+  /** Why etcd could not be listed, while that lasts. */
+  get unreachableReason(): string | undefined {
+    return this.mirror.unreachableReason;
   }
 }

@@ -3,6 +3,8 @@ import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 
 export interface MirrorEntry<T> {
+  /** Revision that created the key: orders records by age. */
+  readonly createRevision: string;
   readonly modRevision: string;
   readonly value: T;
 }
@@ -11,6 +13,8 @@ export type MirrorSnapshot<T> = ReadonlyMap<string, MirrorEntry<T>>;
 
 export interface PrefixMirrorOptions<T> {
   readonly prefix: string;
+  /** Mirror exactly the key `prefix` instead of every key under it. */
+  readonly exactKey?: boolean;
   /** Turns a raw key-value into what the mirror keeps; raw buffers are not retained. */
   readonly decode: (key: string, kv: IKeyValue) => T;
   /** Called with a new immutable snapshot after the first list and after every change. */
@@ -34,6 +38,7 @@ export class PrefixMirror<T> {
   private watcher?: Watcher;
   private troubled = false;
   private synced = false;
+  private lastListError?: string;
 
   constructor(
     private readonly client: Etcd3,
@@ -42,6 +47,11 @@ export class PrefixMirror<T> {
 
   get current(): MirrorSnapshot<T> {
     return this.snapshot;
+  }
+
+  /** Why the last list failed, while etcd stays unreachable; undefined after a successful list. */
+  get unreachableReason(): string | undefined {
+    return this.lastListError;
   }
 
   /** True once a first list has succeeded. */
@@ -73,20 +83,23 @@ export class PrefixMirror<T> {
         if (Date.now() - startedAt > (this.options.healthyWatchMs ?? 5_000)) backoff.reset();
       } catch (error) {
         if (signal.aborted) break;
-        this.trouble(`etcd unreachable for ${this.options.prefix} (${errorMessage(error)}); keeping the last known list`);
+        this.lastListError = errorMessage(error);
+        this.trouble(`etcd unreachable for ${this.options.prefix} (${this.lastListError}); keeping the last known list`);
       }
       await sleep(backoff.next(), signal);
     }
   }
 
   private async list(): Promise<number> {
-    const response = await this.client.getAll().prefix(this.options.prefix).exec();
+    const { prefix, exactKey } = this.options;
+    const response = await (exactKey ? this.client.get(prefix) : this.client.getAll().prefix(prefix)).exec();
     const next = new Map<string, MirrorEntry<T>>();
     for (const kv of response.kvs) {
       const key = kv.key.toString();
       const known = this.snapshot.get(key);
       next.set(key, known?.modRevision === kv.mod_revision ? known : this.entry(key, kv));
     }
+    this.lastListError = undefined;
     const first = !this.synced;
     this.synced = true;
     if (first || !sameEntries(this.snapshot, next)) this.publish(next);
@@ -100,7 +113,9 @@ export class PrefixMirror<T> {
   /** Resolves with the reason the watch stopped; the caller lists again. */
   private watchFrom(startRevision: number): Promise<string> {
     return new Promise((resolve) => {
-      const watcher = this.client.watch().prefix(this.options.prefix).startRevision(String(startRevision)).watcher();
+      const builder = this.client.watch();
+      const scoped = this.options.exactKey ? builder.key(this.options.prefix) : builder.prefix(this.options.prefix);
+      const watcher = scoped.startRevision(String(startRevision)).watcher();
       this.watcher = watcher;
       const timeout = setTimeout(() => finish('no confirmation from etcd'), this.options.connectTimeoutMs ?? 5_000);
       const finish = (reason: string): void => {
@@ -137,7 +152,7 @@ export class PrefixMirror<T> {
   }
 
   private entry(key: string, kv: IKeyValue): MirrorEntry<T> {
-    return { modRevision: kv.mod_revision, value: this.options.decode(key, kv) };
+    return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value: this.options.decode(key, kv) };
   }
 
   private publish(next: Map<string, MirrorEntry<T>>): void {

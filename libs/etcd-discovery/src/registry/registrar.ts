@@ -81,6 +81,7 @@ export class Registrar {
     for (const record of this.records) {
       const mirror = new PrefixMirror<OwnKeyState>(this.client, {
         prefix: record.key,
+        exactKey: true,
         decode: (_key, kv: IKeyValue) => ({ value: kv.value.toString(), lease: kv.lease }),
         onChange: (snapshot) => {
           const seen = snapshot.get(record.key)?.value;
