@@ -9,6 +9,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // The fault suite's results directory; after the run it writes test/faults/results.json and docs/reliability.md.
+    globalSetup: ['test/faults/global-setup.ts'],
     reporters: ['default'],
   },
 });

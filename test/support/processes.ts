@@ -396,6 +396,20 @@ export interface LoadOptions {
   delayMs?: number;
 }
 
+export interface ClientInstance {
+  key: string;
+  id: string;
+  address: string;
+}
+
+export interface MemorySample {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
 export class LoadClient {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (value: Record<string, unknown>) => void; reject: (error: Error) => void }>();
@@ -447,6 +461,16 @@ export class LoadClient {
     return this.request({ cmd: 'stopLoad' });
   }
 
+  /** The client's current instance list, as the library publishes it to its resolver. */
+  async instances(): Promise<ClientInstance[]> {
+    return (await this.request<{ instances: ClientInstance[] }>({ cmd: 'instances' }, 5_000)).instances;
+  }
+
+  /** The client process's memory after a full GC. */
+  memory(): Promise<MemorySample> {
+    return this.request({ cmd: 'memory' }, 10_000);
+  }
+
   /** `stop` command, then wait for the exit (SIGTERM / SIGKILL fallback). */
   async stop(): Promise<ExitInfo & { forced: boolean }> {
     if (this.proc.alive && this.proc.child.connected) await this.request({ cmd: 'stop' }, 5_000).catch(() => undefined);
@@ -454,11 +478,18 @@ export class LoadClient {
   }
 }
 
-/** Forks the load client and resolves once its Greeter client has a live instance. */
-export async function startLoadClient(tracker: ProcessTracker, options: { etcd: string; namespace: string; name?: string }): Promise<LoadClient> {
+/**
+ * Forks the load client and resolves once its Greeter client has a live instance. `env` adds variables
+ * (ETCD_USERNAME / ETCD_PASSWORD, LOAD_CLIENT_RETRY_ATTEMPTS, LOAD_CLIENT_LOG_LEVELS, DISCOVERY_TIMEOUT_MS).
+ */
+export async function startLoadClient(
+  tracker: ProcessTracker,
+  options: { etcd: string; namespace: string; name?: string; env?: NodeJS.ProcessEnv },
+): Promise<LoadClient> {
   const proc = tracker.forkNode(options.name ?? 'load-client', LOAD_CLIENT, {
     ETCD_HOSTS: options.etcd,
     DISCOVERY_NAMESPACE: options.namespace,
+    ...options.env,
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(proc.failure('was not ready within 20000 ms')), 20_000);

@@ -7,7 +7,10 @@ const env = process.env;
 @Module({
   imports: [
     EtcdDiscoveryModule.forRoot({
-      etcd: { hosts: (env.ETCD_HOSTS ?? 'http://127.0.0.1:2379').split(',') },
+      etcd: {
+        hosts: (env.ETCD_HOSTS ?? 'http://127.0.0.1:2379').split(','),
+        ...(env.ETCD_USERNAME ? { auth: { username: env.ETCD_USERNAME, password: env.ETCD_PASSWORD ?? '' } } : {}),
+      },
       namespace: env.DISCOVERY_NAMESPACE,
       registration: {
         serviceName: 'greeter',

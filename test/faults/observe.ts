@@ -1,0 +1,76 @@
+// Small observation helpers shared by the scenarios: waiting with a timestamp, the client's list against
+// etcd's, and arithmetic over the load client's call records.
+import type { CallRecord, LoadClient } from '../support/processes.js';
+import type { Scenario } from './scenario.js';
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function sleepUntil(at: number): Promise<void> {
+  const wait = at - Date.now();
+  if (wait > 0) await sleep(wait);
+}
+
+/** Polls `condition` until true; resolves with Date.now() at that moment, or undefined after `timeoutMs`. */
+export async function timeWhen(condition: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await Promise.resolve()
+      .then(condition)
+      .catch(() => false);
+    if (ok) return Date.now();
+    if (Date.now() > deadline) return undefined;
+    await sleep(intervalMs);
+  }
+}
+
+export async function clientKeys(client: LoadClient): Promise<string[]> {
+  return (await client.instances()).map((instance) => instance.key).sort();
+}
+
+export async function etcdKeys(s: Scenario): Promise<string[]> {
+  return (await s.view.range(s.prefix)).kvs.map((kv) => kv.key).sort();
+}
+
+/** The client's instance list has exactly etcd's keys (every record under the prefix is a valid one here). */
+export async function listsEqual(s: Scenario, client: LoadClient): Promise<boolean> {
+  const [mine, theirs] = await Promise.all([clientKeys(client), etcdKeys(s)]);
+  return mine.join('\n') === theirs.join('\n');
+}
+
+export async function clientHas(client: LoadClient, key: string): Promise<boolean> {
+  return (await clientKeys(client)).includes(key);
+}
+
+/** A record in etcd's naming format. */
+export function record(address: string, metadata: Record<string, unknown> = {}): string {
+  return JSON.stringify({ Addr: address, Metadata: metadata });
+}
+
+export const failed = (records: readonly CallRecord[]): CallRecord[] => records.filter((record) => record.a === undefined);
+
+/** Failed calls that ended in [from, to). */
+export function failedBetween(records: readonly CallRecord[], from: number, to: number): number {
+  return records.filter((record) => record.a === undefined && record.t >= from && record.t < to).length;
+}
+
+/** Calls that started in [from, to). */
+export function startedBetween(records: readonly CallRecord[], from: number, to: number): number {
+  return records.filter((record) => record.s >= from && record.s < to).length;
+}
+
+/** Calls served by `address` that started after `after`. */
+export function servedAfter(records: readonly CallRecord[], address: string, after: number): CallRecord[] {
+  return records.filter((record) => record.a === address && record.s > after);
+}
+
+/** The first few distinct error messages, with counts. */
+export function errorSummary(records: readonly CallRecord[]): string {
+  const counts = new Map<string, number>();
+  for (const record of failed(records)) {
+    const text = `${record.c ?? '?'} ${record.e ?? ''}`.slice(0, 120);
+    counts.set(text, (counts.get(text) ?? 0) + 1);
+  }
+  return [...counts].slice(0, 4).map(([text, count]) => `${count}x ${text}`).join(' | ') || 'none';
+}
+
+export const ms = (value: number | undefined): string => (value === undefined ? 'never' : `${Math.round(value)} ms`);
