@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Backoff, DEFAULT_BACKOFF, errorMessage, sleep } from './backoff.js';
+import { Backoff, DEFAULT_BACKOFF, errorMessage, sleep, within } from './backoff.js';
 
 function delays(backoff: Backoff, count: number): number[] {
   return Array.from({ length: count }, () => backoff.next());
@@ -109,5 +109,30 @@ describe('errorMessage', () => {
     [undefined, 'undefined'],
   ])('%s -> %s', (error, expected) => {
     expect(errorMessage(error)).toBe(expected);
+  });
+});
+
+describe('within', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('returns the work result and leaves no timer behind', async () => {
+    vi.useFakeTimers();
+    await expect(within(Promise.resolve('done'), 5_000, 'late')).resolves.toBe('done');
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('returns the fallback once the time has passed, and clears its timer', async () => {
+    vi.useFakeTimers();
+    const result = within(new Promise<string>(() => undefined), 1_000, 'late');
+    await vi.advanceTimersByTimeAsync(999);
+    let settled = false;
+    void result.then(() => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await expect(result).resolves.toBe('late');
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

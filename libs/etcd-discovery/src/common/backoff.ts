@@ -50,6 +50,16 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
   });
 }
 
+/** `work`'s result, or `fallback` once `ms` pass; the timer is cleared so it never holds the process open. */
+export async function within<T>(work: Promise<T>, ms: number, fallback: T): Promise<T> {
+  const stop = new AbortController();
+  try {
+    return await Promise.race([work, sleep(ms, stop.signal).then(() => fallback)]);
+  } finally {
+    stop.abort();
+  }
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

@@ -1,1 +1,1 @@
-export { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, type BackoffOptions } from './backoff.js';
+export { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within, type BackoffOptions } from './backoff.js';

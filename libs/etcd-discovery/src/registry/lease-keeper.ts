@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, Lease } from 'etcd3';
-import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
+import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../common/backoff.js';
 
 export interface GrantedLease {
   readonly id: string;
@@ -63,16 +63,24 @@ export class LeaseKeeper {
     await Promise.all(leases.map((lease) => lease.revoke().catch(() => undefined)));
   }
 
-  /** Revokes the lease (its keys vanish at once) and stops every retry; bounded by `timeoutMs`. */
-  async close(timeoutMs: number): Promise<void> {
+  /**
+   * Revokes the leases (their keys vanish at once) and stops every retry; bounded by `timeoutMs`.
+   * True when every revoke was answered (a lease etcd no longer knows counts: its keys are gone).
+   */
+  async close(timeoutMs: number): Promise<boolean> {
     this.abort.abort();
     const leases = [...this.old, ...(this.granted ? [this.granted.lease] : [])];
     this.old.clear();
     this.granted = undefined;
-    const revokes = Promise.all(leases.map((lease) => lease.revoke().catch(() => undefined)));
-    await Promise.race([revokes, sleep(timeoutMs)]);
+    const revokes = Promise.all(leases.map((lease) => lease.revoke().then(() => true, () => false)));
+    const revoked = await within(
+      revokes.then((results) => results.every(Boolean)),
+      timeoutMs,
+      false,
+    );
     // etcd3 keeps keepalives running after client.close(): stop them whatever revoke did.
     for (const lease of leases) lease.release();
+    return revoked;
   }
 
   private async grant(): Promise<GrantedLease | undefined> {
