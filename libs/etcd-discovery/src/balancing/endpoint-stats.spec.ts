@@ -1,12 +1,17 @@
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { DECAY_MS, EndpointStats } from './endpoint-stats.js';
+import { DECAY_MS, EndpointStats, MIN_SAMPLE_WEIGHT } from './endpoint-stats.js';
 
 const TOLERANCE = 1e-9;
 
 /** One completed call that took `rtt` ms and ended at `at`. */
 function complete(stats: EndpointStats, at: number, rtt: number, code: Status = Status.OK): void {
   stats.onEnded(code, at - rtt, at);
+}
+
+/** go-zero's weight exp(-td / 10 s), capped so a new sample weighs at least MIN_SAMPLE_WEIGHT. */
+function decay(tdMs: number): number {
+  return Math.min(Math.exp(-tdMs / 10_000), 1 - MIN_SAMPLE_WEIGHT);
 }
 
 function expectClose(actual: number, expected: number): void {
@@ -45,7 +50,8 @@ describe('EndpointStats', () => {
     expect(stats.success).toBe(1_000);
   });
 
-  it('decays latency and success as go-zero: w = exp(-td / 10 s), x = x*w + sample*(1 - w)', () => {
+  it('decays latency and success as go-zero, w = exp(-td / 10 s), but weighs a new sample at least 0.1', () => {
+    expect(MIN_SAMPLE_WEIGHT).toBe(0.1);
     const stats = new EndpointStats();
     // (end time, rtt ms, code); td is the time since the previous completion.
     const t1 = 100_000;
@@ -54,26 +60,30 @@ describe('EndpointStats', () => {
     let success = 1_000;
     expect(stats.lagMs).toBe(lag);
 
-    // td 500 ms, rtt 10, OK.
+    // td 500 ms, rtt 10, OK: exp(-0.05) = 0.951 is over the cap, so w = 0.9.
     complete(stats, t1 + 500, 10);
-    let w = Math.exp(-500 / 10_000);
+    let w = decay(500);
+    expect(w).toBe(0.9);
     lag = 40 * w + 10 * (1 - w);
     success = 1_000 * w + 1_000 * (1 - w);
     expectClose(stats.lagMs, lag);
-    expectClose(stats.lagMs, 38.53688273502142); // the same, evaluated by hand (python)
+    expectClose(stats.lagMs, 37); // the same, by hand
     expectClose(stats.success, success);
 
     // td 2 s, rtt 100, DEADLINE_EXCEEDED: latency still counts, success takes a 0.
     complete(stats, t1 + 2_500, 100, Status.DEADLINE_EXCEEDED);
-    w = Math.exp(-2_000 / 10_000);
+    w = decay(2_000);
+    expect(w).toBe(Math.exp(-0.2));
     lag = lag * w + 100 * (1 - w);
     success = success * w + 0 * (1 - w);
     expectClose(stats.lagMs, lag);
     expectClose(stats.success, success);
     expectClose(stats.success, 818.7307530779818);
 
-    // td 0 (same millisecond): w = 1, nothing moves.
+    // td 0 (same millisecond): time decay alone would ignore the sample; the cap still takes 10% of it.
     complete(stats, t1 + 2_500, 5);
+    lag = lag * 0.9 + 5 * 0.1;
+    success = success * 0.9 + 1_000 * 0.1;
     expectClose(stats.lagMs, lag);
     expectClose(stats.success, success);
 
@@ -96,11 +106,11 @@ describe('EndpointStats', () => {
 
   it('keeps averaging after a first sample of 0 ms (sub-millisecond calls on loopback)', () => {
     // The first call took under a millisecond, so its rtt reads 0. The next sample must still be
-    // averaged with weight exp(-td / 10 s), not replace the average as if it were the first.
+    // averaged with its decay weight, not replace the average as if it were the first.
     const stats = new EndpointStats();
     complete(stats, 100_000, 0);
     complete(stats, 100_001, 0, Status.INTERNAL);
-    const w = Math.exp(-1 / 10_000);
+    const w = decay(1);
     expectClose(stats.success, 1_000 * w);
     expect(stats.isHealthy(100_001)).toBe(true);
     complete(stats, 100_002, 30);

@@ -2,6 +2,12 @@ import { status as Status } from '@grpc/grpc-js';
 
 /** Time constant of the moving averages (go-zero's decayTime): older samples fade over ~10 s. */
 export const DECAY_MS = 10_000;
+/**
+ * Least weight of a new sample. With time decay alone, at 1,000 calls/s each sample weighs 0.01%:
+ * the average is frozen for seconds, and a first call that paid for connection setup makes a fast
+ * endpoint look slow for ~10 s. The floor makes it follow within ~10 samples under load.
+ */
+export const MIN_SAMPLE_WEIGHT = 0.1;
 /** An endpoint not picked for this long is picked once anyway, so its stale statistics get refreshed. */
 export const FORCE_PICK_MS = 1_000;
 const INITIAL_SUCCESS = 1_000;
@@ -21,9 +27,9 @@ const FAILURE_CODES: ReadonlySet<Status> = new Set([
 
 /**
  * Per-endpoint load statistics for p2c, as go-zero's p2c_ewma keeps them: in-flight calls, a
- * time-decayed latency average and a time-decayed success score. Two additions: UNAVAILABLE ejects
- * the endpoint at once for a growing back-off (the decayed success score needs many failures to
- * drop when calls are frequent), and the object outlives membership updates.
+ * time-decayed latency average and a time-decayed success score. Additions: every sample weighs at
+ * least MIN_SAMPLE_WEIGHT, UNAVAILABLE ejects the endpoint at once for a growing back-off, and the
+ * object outlives membership updates.
  */
 export class EndpointStats {
   inflight = 0;
@@ -59,7 +65,7 @@ export class EndpointStats {
     this.lastCompletedAt = now;
     const rtt = Math.max(0, now - startedAt);
     // The first sample replaces the initial values instead of being averaged with them.
-    const weight = this.sampled ? Math.exp(-sinceLast / DECAY_MS) : 0;
+    const weight = this.sampled ? Math.min(Math.exp(-sinceLast / DECAY_MS), 1 - MIN_SAMPLE_WEIGHT) : 0;
     this.sampled = true;
     this.lagMs = this.lagMs * weight + rtt * (1 - weight);
     const failed = FAILURE_CODES.has(code);
