@@ -20,10 +20,12 @@ export interface PrefixMirrorOptions<T> {
   /** Called with a new immutable snapshot after the first list and after every change. */
   readonly onChange: (snapshot: MirrorSnapshot<T>) => void;
   readonly logger: Logger;
-  /** A watch that lived this long before dying counts as healthy: the next resync starts fast. */
-  readonly healthyWatchMs?: number;
-  readonly connectTimeoutMs?: number;
 }
+
+/** A watch that lived this long before dying counts as healthy: the next resync starts fast. */
+const HEALTHY_WATCH_MS = 5_000;
+/** A watch etcd has not confirmed by then is given up and the prefix listed again. */
+const CONNECT_TIMEOUT_MS = 5_000;
 
 /**
  * Keeps a local copy of every key under a prefix: list at revision R, watch from R + 1, apply
@@ -54,11 +56,6 @@ export class PrefixMirror<T> {
     return this.lastListError;
   }
 
-  /** True once a first list has succeeded. */
-  get isSynced(): boolean {
-    return this.synced;
-  }
-
   start(): void {
     this.running ??= this.run();
   }
@@ -80,7 +77,7 @@ export class PrefixMirror<T> {
         const reason = await this.watchFrom(revision + 1);
         if (signal.aborted) break;
         this.trouble(`watch on ${this.options.prefix} ended (${reason}); listing again`);
-        if (Date.now() - startedAt > (this.options.healthyWatchMs ?? 5_000)) backoff.reset();
+        if (Date.now() - startedAt > HEALTHY_WATCH_MS) backoff.reset();
       } catch (error) {
         if (signal.aborted) break;
         this.lastListError = errorMessage(error);
@@ -117,7 +114,7 @@ export class PrefixMirror<T> {
       const scoped = this.options.exactKey ? builder.key(this.options.prefix) : builder.prefix(this.options.prefix);
       const watcher = scoped.startRevision(String(startRevision)).watcher();
       this.watcher = watcher;
-      const timeout = setTimeout(() => finish('no confirmation from etcd'), this.options.connectTimeoutMs ?? 5_000);
+      const timeout = setTimeout(() => finish('no confirmation from etcd'), CONNECT_TIMEOUT_MS);
       const finish = (reason: string): void => {
         clearTimeout(timeout);
         if (this.watcher === watcher) this.dropWatcher();
