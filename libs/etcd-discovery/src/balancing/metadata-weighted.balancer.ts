@@ -1,5 +1,6 @@
 import { experimental, logVerbosity } from '@grpc/grpc-js';
 import { Logger } from '@nestjs/common';
+import { DEFAULT_WEIGHT, wellKnownMetadata } from '../registry/well-known-metadata.js';
 import type { DiscoveredEndpoint } from './etcd.resolver.js';
 import { fieldLessPolicyConfig } from './field-less-policy-config.js';
 import { EndpointSetBalancer, type ReadyEndpoint } from './endpoint-set.balancer.js';
@@ -11,21 +12,11 @@ const TRACER_NAME = 'metadata_weighted';
  * Not grpc-js's `weighted_round_robin`, which takes weights from servers' ORCA load reports.
  */
 export const METADATA_WEIGHTED_POLICY = 'nestjs_metadata_weighted';
-const DEFAULT_WEIGHT = 1;
-
 function trace(text: string): void {
   experimental.trace(logVerbosity.DEBUG, TRACER_NAME, text);
 }
 
 export const MetadataWeightedConfig = fieldLessPolicyConfig(METADATA_WEIGHTED_POLICY);
-
-/** Weight from a record: an integer >= 0; anything else counts as 1. Undefined reason = valid. */
-export function weightOf(metadata: Readonly<Record<string, unknown>> | undefined): { weight: number; problem?: string } {
-  const raw = metadata?.weight;
-  if (raw === undefined) return { weight: DEFAULT_WEIGHT };
-  if (typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 && raw <= 1_000_000) return { weight: raw };
-  return { weight: DEFAULT_WEIGHT, problem: `weight ${JSON.stringify(raw)} is not an integer from 0 to 1000000; using ${DEFAULT_WEIGHT}` };
-}
 
 class WeightedPicker implements experimental.Picker {
   constructor(
@@ -69,10 +60,12 @@ export class MetadataWeightedBalancer extends EndpointSetBalancer {
   }
 
   private weightOf(endpoint: ReadyEndpoint): number {
-    const { weight, problem } = weightOf((endpoint.endpoint as Partial<DiscoveredEndpoint>).instance?.metadata);
-    if (problem && !this.reported.has(endpoint.key)) {
+    const metadata = (endpoint.endpoint as Partial<DiscoveredEndpoint>).instance?.metadata;
+    if (metadata === undefined) return DEFAULT_WEIGHT;
+    const { weight, problems } = wellKnownMetadata(metadata);
+    if (problems.length > 0 && !this.reported.has(endpoint.key)) {
       this.reported.add(endpoint.key);
-      this.logger.warn(`${endpoint.key}: ${problem}`);
+      this.logger.warn(`${endpoint.key}: ${problems.join('; ')}`);
     }
     return weight;
   }

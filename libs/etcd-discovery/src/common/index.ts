@@ -1,1 +1,2 @@
 export { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within, type BackoffOptions } from './backoff.js';
+export { MAX_LOGGED_CHARS, printable } from './printable.js';

@@ -33,3 +33,26 @@ export function parseHostPort(text: string): HostPort | undefined {
 export function formatHostPort({ host, port }: HostPort): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/**
+ * One spelling per host: IPv6 compressed and lower-case, an IPv4-mapped IPv6 address as IPv4, a
+ * host name lower-case without its trailing dot. Policies and de-duplication compare this form.
+ */
+export function canonicalHost(host: string): string {
+  if (isIP(host) === 6) {
+    // A zone id (fe80::1%eth0) names an interface, not another address; URL refuses it.
+    const normalized = new URL(`http://[${host.replace(/%.*$/, '')}]/`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(normalized);
+    if (!mapped) return normalized;
+    const [high, low] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)];
+    return [high >> 8, high & 255, low >> 8, low & 255].join('.');
+  }
+  if (isIP(host) === 4) return host;
+  return host.toLowerCase().replace(/\.$/, '');
+}
+
+/** Two records for one endpoint have one key: `localhost:p` is `127.0.0.1:p`. */
+export function endpointKey({ host, port }: HostPort): string {
+  const canonical = canonicalHost(host);
+  return formatHostPort({ host: canonical === 'localhost' ? '127.0.0.1' : canonical, port });
+}

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { decodeRecord, encodeRecord, MAX_RECORD_BYTES, type DecodeResult } from './registry-record.codec.js';
+import {
+  decodeRecord,
+  encodeRecord,
+  MAX_METADATA_ARRAY,
+  MAX_METADATA_BYTES,
+  MAX_METADATA_DEPTH,
+  MAX_METADATA_KEYS,
+  MAX_RECORD_BYTES,
+  metadataKey,
+  type DecodeResult,
+} from './registry-record.codec.js';
 
 function accepted(result: DecodeResult): Extract<DecodeResult, { ok: true }> {
   if (!result.ok) throw new Error(`expected the record to decode, got: ${result.reason}`);
@@ -58,7 +68,7 @@ describe('decodeRecord accepts what other registrars write', () => {
 describe('decodeRecord rejects garbage with a reason', () => {
   it.each([
     ['random bytes', Buffer.from([0xff, 0xfe, 0x00, 0x9c, 0x01, 0x80]), /not JSON and not host:port/],
-    ['invalid JSON', '{"Addr":', /invalid JSON: "\{\\"Addr\\":"/],
+    ['invalid JSON', '{"Addr":', /invalid JSON: "\{"Addr":"/],
     ['a JSON array', '[{"Addr":"10.0.0.7:50051"}]', /not JSON and not host:port/],
     ['a JSON number', '42', /not JSON and not host:port: "42"/],
     ['an empty value', '', /not JSON and not host:port/],
@@ -79,8 +89,8 @@ describe('decodeRecord rejects garbage with a reason', () => {
 
   it('replaces control characters and truncates long values in the reason', () => {
     const reason = rejected(decodeRecord(`bad\u0001${'x'.repeat(100)}`));
-    expect(reason).toContain('"bad?xxxx');
-    expect(reason).toContain('..."');
+    expect(reason).toContain('"bad\\u0001xxxx');
+    expect(reason).toContain('...(104 chars)"');
     expect(reason.length).toBeLessThan(120);
   });
 
@@ -96,5 +106,54 @@ describe('decodeRecord rejects garbage with a reason', () => {
     const text = `{"Addr":"a:1","Metadata":{"s":"${'é'.repeat(MAX_RECORD_BYTES / 2)}"}}`;
     expect(text.length).toBeLessThan(MAX_RECORD_BYTES + 100);
     expect(rejected(decodeRecord(text))).toMatch(/exceeds 65536/);
+  });
+});
+
+describe('decodeRecord bounds what it keeps', () => {
+  const nested = (levels: number): string => `${'['.repeat(levels)}1${']'.repeat(levels)}`;
+
+  it('refuses Metadata nested 5,000 levels deep (a 10 KB value) before parsing it', () => {
+    const value = `{"Addr":"127.0.0.1:1","Metadata":{"weight":${nested(5_000)}}}`;
+    expect(value.length).toBeLessThan(MAX_RECORD_BYTES);
+    const result = decodeRecord(value);
+    expect(result).toEqual({ ok: false, reason: `JSON nested deeper than ${MAX_METADATA_DEPTH} levels in "Metadata"` });
+  });
+
+  it('accepts Metadata exactly at the depth limit and refuses one level more', () => {
+    // Metadata is level 1; its weight array adds levels 2..8.
+    const at = decodeRecord(`{"Addr":"127.0.0.1:1","Metadata":{"weight":${nested(MAX_METADATA_DEPTH - 1)}}}`);
+    expect(at.ok).toBe(true);
+    const over = decodeRecord(`{"Addr":"127.0.0.1:1","Metadata":{"weight":${nested(MAX_METADATA_DEPTH)}}}`);
+    expect(over.ok).toBe(false);
+  });
+
+  it('is not fooled by brackets inside strings', () => {
+    const result = decodeRecord(JSON.stringify({ Addr: '127.0.0.1:1', Metadata: { note: '[[[[[[[[[[[[[[[[[[[[\\"{{{{{{{{{{{{' } }));
+    expect(result.ok).toBe(true);
+  });
+
+  it.each([
+    ['too many keys', { ...Object.fromEntries(Array.from({ length: MAX_METADATA_KEYS + 1 }, (_, i) => [`k${i}`, i])) }, /keys, over/],
+    ['a long array', { list: Array.from({ length: MAX_METADATA_ARRAY + 1 }, () => 0) }, /items, over/],
+    ['too many bytes', { a: 'x'.repeat(MAX_METADATA_BYTES) }, /bytes of JSON, over/],
+  ])('refuses Metadata with %s', (_label, metadata, reason) => {
+    const result = decodeRecord(JSON.stringify({ Addr: '127.0.0.1:1', Metadata: metadata }));
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toMatch(reason);
+  });
+
+  it('returns deep-frozen metadata that stringifies, with one cached comparison key', () => {
+    const result = decodeRecord(JSON.stringify({ Addr: '127.0.0.1:1', Metadata: { zone: 'a', nested: { list: [1, { x: 2 }] } } }));
+    if (!result.ok) throw new Error(result.reason);
+    expect(Object.isFrozen(result.metadata)).toBe(true);
+    expect(Object.isFrozen((result.metadata.nested as { list: unknown[] }).list[1])).toBe(true);
+    expect(metadataKey(result.metadata)).toBe('{"zone":"a","nested":{"list":[1,{"x":2}]}}');
+  });
+
+  it('never throws, whatever the bytes', () => {
+    for (let i = 0; i < 2_000; i++) {
+      const bytes = Buffer.from(Array.from({ length: (i % 97) + 1 }, (_, j) => (i * 31 + j * 7) % 256));
+      expect(() => decodeRecord(Buffer.concat([Buffer.from('{"Addr":'), bytes]))).not.toThrow();
+    }
   });
 });
