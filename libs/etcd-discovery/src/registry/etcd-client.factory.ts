@@ -1,15 +1,18 @@
 import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { ResolvedDiscoveryOptions } from '../module/resolved-options.js';
+import { isResponseTooLarge } from './etcd-failure.js';
 
 /**
  * etcd3's default fault handling makes recovery slow: a per-host circuit breaker locks a restarted
- * single node out for 5 s and the watch backoff grows to 30 s (see FIELD-NOTES). Recovery loops of
+ * single node out for 5 s and the watch backoff grows to 30 s (see docs/field-notes.md). Recovery loops of
  * our own sit above this client, so it only needs short, bounded retries.
  */
 const FAULT_HANDLING: IOptions['faultHandling'] = {
   host: () => noop,
-  global: retry(handleWhen(isRecoverableError), {
+  // etcd3 counts RESOURCE_EXHAUSTED as recoverable; a response over the receive limit is not: the
+  // same request would only download it again. The mirror asks for a smaller page instead.
+  global: retry(handleWhen((error) => isRecoverableError(error) && !isResponseTooLarge(error)), {
     maxAttempts: 3,
     backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
   }),
@@ -17,8 +20,15 @@ const FAULT_HANDLING: IOptions['faultHandling'] = {
   watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) as unknown as IBackoff<unknown>,
 };
 
-/** HTTP/2 pings notice a silently dead etcd connection; etcd closes connections pinging under every 5 s. */
+/**
+ * HTTP/2 pings notice a silently dead etcd connection; etcd closes connections pinging under every 5 s.
+ * The receive limit is set on purpose: grpc-js' 4 MiB default is under what three values at etcd's
+ * 1.5 MiB request limit weigh, and anyone allowed to write under a prefix can put them there. Lists
+ * page anyway (registry/paged-range.ts); 16 MiB leaves each page room for ten such values.
+ */
+const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 const CHANNEL_OPTIONS = {
+  'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,

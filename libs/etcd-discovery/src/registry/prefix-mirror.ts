@@ -1,57 +1,74 @@
-import type { Logger } from '@nestjs/common';
-import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
-import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
+import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
+import { Backoff, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
+import { printable } from '../common/printable.js';
+import { describeEtcdFailure, isCompactedError, MAX_FAILURE_DETAIL_CHARS, messageOf } from './etcd-failure.js';
+import { brokenCap, CapWarning, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type MirrorCaps } from './mirror-caps.js';
+import { PageSizer, rangePages, type RangeScope } from './paged-range.js';
+import type { MirrorEntry, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
+import { awaitConfirmation } from './watch-confirmation.js';
 
-export interface MirrorEntry<T> {
-  /** Revision that created the key: orders records by age. */
-  readonly createRevision: string;
-  readonly modRevision: string;
-  readonly value: T;
+export type { MirrorEntry, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
+
+/** What the mirror stores per key: the entry consumers see, plus its raw size for `maxBytes`. */
+interface StoredEntry<T> extends MirrorEntry<T> {
+  readonly bytes: number;
 }
-
-export type MirrorSnapshot<T> = ReadonlyMap<string, MirrorEntry<T>>;
-
-export interface PrefixMirrorOptions<T> {
-  readonly prefix: string;
-  /** Mirror exactly the key `prefix` instead of every key under it. */
-  readonly exactKey?: boolean;
-  /** Turns a raw key-value into what the mirror keeps; raw buffers are not retained. */
-  readonly decode: (key: string, kv: IKeyValue) => T;
-  /** Called with a new immutable snapshot after the first list and after every change. */
-  readonly onChange: (snapshot: MirrorSnapshot<T>) => void;
-  readonly logger: Logger;
-}
+type Store<T> = Map<string, StoredEntry<T>>;
 
 /** A watch that lived this long before dying counts as healthy: the next resync starts fast. */
 const HEALTHY_WATCH_MS = 5_000;
-/** A watch etcd has not confirmed by then is given up and the prefix listed again. */
-const CONNECT_TIMEOUT_MS = 5_000;
+/** Deletes come in bursts: wait this long before listing again to take in keys a cap had left out. */
+const ROOM_RELIST_DELAY_MS = 2_000;
+/** Listings restarted in a row because their revision was compacted meanwhile, before backing off. */
+const MAX_LIST_RESTARTS = 3;
+const DEFAULT_MAX_PAGE_KEYS = 1_000;
+const ROOM_FREED = 'room freed under a cap';
 
 /**
- * Keeps a local copy of every key under a prefix: list at revision R, watch from R + 1, apply
- * events by key. etcd3's watcher dies for good on compaction or a lost auth token and replays
- * unreliably after reconnects (FIELD-NOTES), so on ANY watch trouble we list again, diff and
- * watch again. The last snapshot stays in place meanwhile: an unreachable etcd never empties it.
+ * Keeps a local copy of every key under a prefix: list at revision R (paged, every page at R), watch
+ * from R + 1, apply events by key. etcd3's watcher dies for good on compaction or a lost auth token and
+ * replays unreliably after reconnects (docs/field-notes.md), so on ANY watch trouble we list again, diff
+ * and watch again. The last snapshot stays in place meanwhile: an unreachable etcd never empties it.
+ * Nothing a consumer or a record throws reaches etcd3 or grpc-js: etcd3 rethrows listener errors on a
+ * later tick, which kills the process.
  */
 export class PrefixMirror<T> {
-  private snapshot: Map<string, MirrorEntry<T>> = new Map();
+  /** Last snapshot `onChange` accepted. */
+  private snapshot: Store<T> = new Map();
+  /** What etcd holds as far as we know (within the caps); ahead of `snapshot` while `onChange` rejects it. */
+  private state: Store<T> = new Map();
+  private stateBytes = 0;
+  private published = false;
+  private capped = false;
+  private rejecting = false;
+  private undecodable = new Set<string>();
   private readonly abort = new AbortController();
   private running?: Promise<void>;
   private watcher?: Watcher;
+  private endWatch?: (reason: string) => void;
   private troubled = false;
-  private synced = false;
   private lastListError?: string;
+  private readonly caps: MirrorCaps;
+  private readonly capWarning: CapWarning;
+  private readonly sizer: PageSizer;
+  private readonly scope: RangeScope;
 
   constructor(
     private readonly client: Etcd3,
     private readonly options: PrefixMirrorOptions<T>,
-  ) {}
+  ) {
+    this.caps = { maxEntries: options.maxEntries ?? DEFAULT_MAX_ENTRIES, maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES };
+    this.capWarning = new CapWarning(options.prefix, options.logger);
+    this.sizer = new PageSizer(options.maxPageKeys ?? DEFAULT_MAX_PAGE_KEYS);
+    const range = Range.prefix(options.prefix);
+    this.scope = options.exactKey ? { key: Buffer.from(options.prefix) } : { key: range.start, end: range.end };
+  }
 
   get current(): MirrorSnapshot<T> {
     return this.snapshot;
   }
 
-  /** Why the last list failed, while etcd stays unreachable; undefined after a successful list. */
+  /** Why the last list failed (see `describeEtcdFailure`), while etcd stays unlisted; undefined after a successful list. */
   get unreachableReason(): string | undefined {
     return this.lastListError;
   }
@@ -76,35 +93,64 @@ export class PrefixMirror<T> {
         if (signal.aborted) break;
         const reason = await this.watchFrom(revision + 1);
         if (signal.aborted) break;
+        if (reason === ROOM_FREED) {
+          await sleep(ROOM_RELIST_DELAY_MS, signal);
+          continue;
+        }
         this.trouble(`watch on ${this.options.prefix} ended (${reason}); listing again`);
         if (Date.now() - startedAt > HEALTHY_WATCH_MS) backoff.reset();
       } catch (error) {
         if (signal.aborted) break;
-        this.lastListError = errorMessage(error);
-        this.trouble(`etcd unreachable for ${this.options.prefix} (${this.lastListError}); keeping the last known list`);
+        this.listFailed(describeEtcdFailure(error));
       }
       await sleep(backoff.next(), signal);
     }
   }
 
   private async list(): Promise<number> {
-    const { prefix, exactKey } = this.options;
-    const response = await (exactKey ? this.client.get(prefix) : this.client.getAll().prefix(prefix)).exec();
-    const next = new Map<string, MirrorEntry<T>>();
-    for (const kv of response.kvs) {
-      const key = kv.key.toString();
-      const known = this.snapshot.get(key);
-      next.set(key, known?.modRevision === kv.mod_revision ? known : this.entry(key, kv));
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.listOnce();
+      } catch (error) {
+        // The revision pinned for the pages got compacted: a fresh listing reads at a newer one.
+        if (!isCompactedError(error) || attempt >= MAX_LIST_RESTARTS || this.abort.signal.aborted) throw error;
+      }
     }
+  }
+
+  private async listOnce(): Promise<number> {
+    const next: Store<T> = new Map();
+    const failing = new Set<string>();
+    let bytes = 0;
+    let broken: string | undefined;
+    let revision = '0';
+    for await (const page of rangePages(this.client, this.scope, this.sizer)) {
+      revision = page.revision;
+      for (const kv of page.kvs) {
+        broken = brokenCap(this.caps, next.size + 1, bytes + kv.value.length);
+        if (broken) break;
+        const key = kv.key.toString();
+        const entry = this.entryFor(key, kv, this.state.get(key), failing);
+        if (!entry) continue;
+        next.set(key, entry);
+        bytes += entry.bytes;
+      }
+      if (broken || this.abort.signal.aborted) break;
+    }
+    if (this.abort.signal.aborted) return Number(revision);
+    this.state = next;
+    this.stateBytes = bytes;
+    this.undecodable = failing;
+    this.capped = broken !== undefined;
+    if (broken) this.capWarning.crossed(broken);
+    else this.capWarning.cleared();
     this.lastListError = undefined;
-    const first = !this.synced;
-    this.synced = true;
-    if (first || !sameEntries(this.snapshot, next)) this.publish(next);
+    if (!this.published || !sameEntries(this.snapshot, next)) this.publish(next);
     if (this.troubled) {
       this.troubled = false;
-      this.options.logger.log(`resynced ${this.options.prefix} at revision ${response.header.revision}`);
+      this.options.logger.log(`resynced ${this.options.prefix} at revision ${revision}`);
     }
-    return Number(response.header.revision);
+    return Number(revision);
   }
 
   /** Resolves with the reason the watch stopped; the caller lists again. */
@@ -114,47 +160,115 @@ export class PrefixMirror<T> {
       const scoped = this.options.exactKey ? builder.key(this.options.prefix) : builder.prefix(this.options.prefix);
       const watcher = scoped.startRevision(String(startRevision)).watcher();
       this.watcher = watcher;
-      const timeout = setTimeout(() => finish('no confirmation from etcd'), CONNECT_TIMEOUT_MS);
+      const confirmation = awaitConfirmation(this.client, () => finish('no confirmation from etcd'));
       const finish = (reason: string): void => {
-        clearTimeout(timeout);
+        confirmation.cancel();
         if (this.watcher === watcher) this.dropWatcher();
+        if (this.endWatch === finish) this.endWatch = undefined;
         this.abort.signal.removeEventListener('abort', onAbort);
         resolve(reason);
       };
       const onAbort = (): void => finish('stopped');
+      this.endWatch = finish;
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
       watcher
-        .on('connected', () => clearTimeout(timeout))
+        .on('connected', () => confirmation.confirmed())
         .on('data', (response: IWatchResponse) => this.apply(response))
-        .on('disconnected', (error: Error) => finish(`disconnected: ${errorMessage(error)}`))
-        .on('error', (error: Error) => finish(`cancelled: ${errorMessage(error)}`))
+        .on('disconnected', (error: Error) => finish(`disconnected: ${describeEtcdFailure(error)}`))
+        .on('error', (error: Error) => finish(`cancelled: ${describeEtcdFailure(error)}`))
         .on('end', () => finish('ended'));
     });
   }
 
   private apply(response: IWatchResponse): void {
-    // etcd3 rethrows listener errors on a later tick, which would crash the process: contain them.
     try {
       if (response.events.length === 0) return;
-      const next = new Map(this.snapshot);
+      const next = new Map(this.state);
+      let bytes = this.stateBytes;
+      let changed = false;
+      let unknownDeleted = false;
+      let broken: string | undefined;
       for (const event of response.events) {
         const key = event.kv.key.toString();
-        if (event.type === 'Delete') next.delete(key);
-        else next.set(key, this.entry(key, event.kv));
+        const old = next.get(key);
+        if (old) {
+          next.delete(key);
+          bytes -= old.bytes;
+          changed = true;
+        }
+        if (event.type === 'Delete') {
+          unknownDeleted ||= !old && !this.undecodable.has(key);
+          this.undecodable.delete(key);
+          continue;
+        }
+        const cap = brokenCap(this.caps, next.size + 1, bytes + event.kv.value.length);
+        if (cap) broken = cap;
+        const entry = cap ? undefined : this.entryFor(key, event.kv, undefined, this.undecodable);
+        if (!entry) continue;
+        next.set(key, entry);
+        bytes += entry.bytes;
+        changed = true;
       }
-      this.publish(next);
+      // A deleted key we never stored is, while over a cap, most likely one the cap left out.
+      const freed = unknownDeleted || next.size < this.state.size || bytes < this.stateBytes;
+      this.state = next;
+      this.stateBytes = bytes;
+      if (broken) {
+        this.capped = true;
+        this.capWarning.crossed(broken);
+      }
+      if (changed) this.publish(next);
+      // Keys a cap left out were never stored: a listing is the only way to take them in now.
+      if (this.capped && freed) this.endWatch?.(ROOM_FREED);
     } catch (error) {
-      this.options.logger.error(`failed to apply a watch event on ${this.options.prefix}: ${errorMessage(error)}`);
+      this.options.logger.error(`failed to apply a watch event on ${this.options.prefix}: ${printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS)}`);
     }
   }
 
-  private entry(key: string, kv: IKeyValue): MirrorEntry<T> {
-    return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value: this.options.decode(key, kv) };
+  /** The stored entry for `kv` (the known one if unchanged); undefined if `decode` throws. */
+  private entryFor(key: string, kv: IKeyValue, known: StoredEntry<T> | undefined, failing: Set<string>): StoredEntry<T> | undefined {
+    if (known?.modRevision === kv.mod_revision) return known;
+    try {
+      const value = this.options.decode(key, kv);
+      failing.delete(key);
+      return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value, bytes: kv.value.length };
+    } catch (error) {
+      if (!this.undecodable.has(key)) {
+        this.options.logger.warn(`${this.options.prefix}: skipping ${printable(key)}: ${printable(messageOf(error))}`);
+      }
+      failing.add(key);
+      return undefined;
+    }
   }
 
-  private publish(next: Map<string, MirrorEntry<T>>): void {
+  /** `onChange` first: only a snapshot the consumer accepted becomes `current`. */
+  private publish(next: Store<T>): void {
+    try {
+      this.options.onChange(next);
+    } catch (error) {
+      if (!this.rejecting) {
+        const reason = printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS);
+        this.options.logger.error(`a consumer of ${this.options.prefix} rejected an update (${reason}); keeping the previous snapshot until one is accepted`);
+      }
+      this.rejecting = true;
+      return;
+    }
     this.snapshot = next;
-    this.options.onChange(next);
+    this.published = true;
+    if (this.rejecting) {
+      this.rejecting = false;
+      this.options.logger.log(`the consumer of ${this.options.prefix} accepts updates again`);
+    }
+  }
+
+  private listFailed(reason: string): void {
+    this.lastListError = reason;
+    this.trouble(`cannot list ${this.options.prefix} (${reason}); keeping the last known list`);
+    try {
+      this.options.onListFailed?.(reason);
+    } catch (error) {
+      this.options.logger.error(`onListFailed for ${this.options.prefix} threw: ${printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS)}`);
+    }
   }
 
   private dropWatcher(): void {
@@ -163,7 +277,11 @@ export class PrefixMirror<T> {
     if (!watcher) return;
     watcher.removeAllListeners();
     watcher.on('error', () => undefined);
-    watcher.cancel().catch(() => undefined);
+    try {
+      watcher.cancel().catch(() => undefined);
+    } catch {
+      // etcd3 throws synchronously when its stream is between states; the watcher is gone either way.
+    }
   }
 
   private trouble(message: string): void {

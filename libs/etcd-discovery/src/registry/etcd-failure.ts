@@ -1,0 +1,87 @@
+import {
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  GRPCResourceExhastedError,
+  GRPCUnauthenticatedError,
+} from 'etcd3';
+import { printable } from '../common/printable.js';
+
+/** Why etcd could not be listed, as a person fixing it needs to know first. */
+export type EtcdFailureKind = 'permission denied' | 'TLS failed' | 'response too large' | 'etcd unreachable';
+
+/** Longest original message kept in a description: enough for grpc-js' "Last error: ..." tail. */
+export const MAX_FAILURE_DETAIL_CHARS = 300;
+
+const GRPC_PERMISSION_DENIED = 7;
+const GRPC_RESOURCE_EXHAUSTED = 8;
+const GRPC_UNAUTHENTICATED = 16;
+
+// etcd3 turns most gRPC errors into its own classes and drops the numeric `code` on the way; the
+// texts below are what etcd 3.4.23 and grpc-js 1.14.7 were measured to send, matched as a fallback.
+const PERMISSION_TEXT =
+  /permission denied|PERMISSION_DENIED|UNAUTHENTICATED|authentication failed|invalid auth token|user name is empty|auth token is not provided/i;
+// grpc-js reports TLS trouble as UNAVAILABLE "No connection established. Last error: ..." with node's TLS
+// message: a wrong CA gives "unable to verify the first certificate", a missing client certificate the
+// server's "SSL routines:...alert bad certificate", https against a plain port "before secure TLS connection".
+const TLS_TEXT = /certificate|\bSSL\b|\bTLS\b|handshake|altnames|ERR_SSL|wrong version number/i;
+const TOO_LARGE_TEXT = /larger than max|RESOURCE_EXHAUSTED/i;
+// Same gRPC code, but etcd shedding load: that is etcd being unavailable, not our message size.
+const OVERLOADED_TEXT = /too many requests/i;
+const COMPACTED_TEXT = /required revision has been compacted/i;
+
+export function classifyEtcdFailure(error: unknown): EtcdFailureKind {
+  const message = messageOf(error);
+  const code = codeOf(error);
+  if (
+    error instanceof EtcdPermissionDeniedError ||
+    error instanceof EtcdAuthenticationFailedError ||
+    error instanceof EtcdInvalidAuthTokenError ||
+    error instanceof GRPCUnauthenticatedError ||
+    code === GRPC_PERMISSION_DENIED ||
+    code === GRPC_UNAUTHENTICATED ||
+    PERMISSION_TEXT.test(message)
+  ) {
+    return 'permission denied';
+  }
+  if (TLS_TEXT.test(message)) return 'TLS failed';
+  if (isResponseTooLarge(error)) return 'response too large';
+  return 'etcd unreachable';
+}
+
+/** "<kind>: <original message, escaped and truncated>", e.g. for NoLiveInstanceError and UNAVAILABLE details. */
+export function describeEtcdFailure(error: unknown): string {
+  const detail = printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS);
+  return `${classifyEtcdFailure(error)}: ${detail || '(no message)'}`;
+}
+
+/** A response over the client's receive limit: a smaller page may fit. etcd's own overload is excluded. */
+export function isResponseTooLarge(error: unknown): boolean {
+  const message = messageOf(error);
+  if (OVERLOADED_TEXT.test(message)) return false;
+  return error instanceof GRPCResourceExhastedError || codeOf(error) === GRPC_RESOURCE_EXHAUSTED || TOO_LARGE_TEXT.test(message);
+}
+
+/** A read pinned at a revision etcd has compacted away since. */
+export function isCompactedError(error: unknown): boolean {
+  return COMPACTED_TEXT.test(messageOf(error));
+}
+
+/** The message of anything thrown; never throws itself (a hostile `toString` or getter yields a placeholder). */
+export function messageOf(error: unknown): string {
+  try {
+    if (error instanceof Error) return String(error.message);
+    return String(error);
+  } catch {
+    return '(unprintable error)';
+  }
+}
+
+function codeOf(error: unknown): number | undefined {
+  try {
+    const code = (error as { code?: unknown } | null | undefined)?.code;
+    return typeof code === 'number' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
