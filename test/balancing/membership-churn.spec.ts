@@ -6,19 +6,9 @@ import type { LoadBalancingPolicy } from '../../libs/etcd-discovery/src/balancin
 import type { ServiceInstance } from '../../libs/etcd-discovery/src/registry/registry-record.codec.js';
 import { balancingFixture, callOnce, instanceOf, summarize, type CallOutcome } from '../support/grpc-servers.js';
 import { waitFor } from '../support/wait.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const fx = balancingFixture();
-
-/** Deterministic PRNG (mulberry32): the same membership sequence on every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -39,7 +29,7 @@ describe('membership changes under load', () => {
         while (running) outcomes.push(await callOnce(client));
       });
 
-      const random = seeded(policy.length);
+      const random = seededRandom(policy.length);
       const sizes: number[] = [];
       for (let step = 0; step < 15; step++) {
         await sleep(200);

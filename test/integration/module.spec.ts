@@ -17,7 +17,7 @@ import { EtcdDiscoveryModule } from '../../libs/etcd-discovery/src/module/etcd-d
 import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/module/invalid-options.error.js';
 import { EtcdRegistration } from '../../libs/etcd-discovery/src/server/etcd-registration.js';
 import { withEtcdDiscovery } from '../../libs/etcd-discovery/src/server/with-etcd-discovery.js';
-import { outsiderClient, recordLogs, startEtcd, uniqueNamespace, type LocalEtcd } from '../support/etcd.js';
+import { outsiderClient, recordLogs, startEtcd, startProxy, uniqueNamespace, type LocalEtcd } from '../support/etcd.js';
 import { waitFor } from '../support/wait.js';
 
 const PROTO_PATH = fileURLToPath(new URL('../../apps/greeter/proto/greeter.proto', import.meta.url));
@@ -203,3 +203,59 @@ describe('EtcdDiscoveryModule in a Nest app (real etcd)', () => {
   });
 });
 
+
+describe('clients made before etcd was ever listed', () => {
+  it('@InjectDiscoveredClient calls fail at once with UNAVAILABLE naming etcd and the reason, then work once etcd is there', async () => {
+    const namespace = uniqueNamespace('module-unlisted');
+    const server = await startGreeter(namespace);
+    // etcd is cut off for this client from its start: every connection through the proxy is dropped.
+    const proxy = await startProxy(Number(new URL(etcd.endpoint).port));
+    proxy.cut();
+
+    @Injectable()
+    class HelloService {
+      constructor(@InjectDiscoveredClient('greeter') readonly client: ClientGrpc) {}
+    }
+
+    @Module({
+      imports: [
+        EtcdDiscoveryModule.forRoot({ ...baseOptions(namespace), etcd: { hosts: [proxy.endpoint] }, isGlobal: true }),
+        EtcdDiscoveryModule.forFeature([{ serviceName: 'greeter', options: GREETER_CLIENT }]),
+      ],
+      providers: [HelloService],
+    })
+    class CallerModule {}
+
+    const app = await NestFactory.createApplicationContext(CallerModule, { logger: false });
+    try {
+      const greeter = app.get(HelloService).client.getService<GreeterService>('Greeter');
+      const { Metadata } = await import('@grpc/grpc-js');
+      const call = async (): Promise<{ ms: number; error?: { code?: number; details?: string } }> => {
+        const started = performance.now();
+        try {
+          await firstValueFrom((greeter.sayHello as (r: object, m: object, o: object) => Observable<unknown>)({ name: 'x' }, new Metadata(), { deadline: Date.now() + 10_000 }));
+          return { ms: performance.now() - started };
+        } catch (error) {
+          return { ms: performance.now() - started, error: error as { code?: number; details?: string } };
+        }
+      };
+      const outcomes = [];
+      for (let i = 0; i < 5; i++) outcomes.push(await call());
+      // The very first call may wait for the first list attempt (refused connections fail within about a second).
+      for (const outcome of outcomes) {
+        expect(outcome.error?.code).toBe(14);
+        expect(outcome.error?.details).toMatch(/cannot be listed from etcd under ".*\/greeter\/": etcd unreachable: /);
+      }
+      for (const outcome of outcomes.slice(1)) expect(outcome.ms).toBeLessThan(1_000);
+      expect(outcomes[0].ms).toBeLessThan(5_000);
+
+      proxy.heal();
+      const reply = await waitFor(async () => ((await call()).error ? undefined : true), 10_000, { what: 'a call succeeding once etcd is reachable' });
+      expect(reply).toBe(true);
+    } finally {
+      await app.close();
+      await proxy.close();
+      await server.close();
+    }
+  });
+});

@@ -15,11 +15,12 @@ import {
   type handleUnaryCall,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { BehaviorSubject, firstValueFrom, type Observable } from 'rxjs';
+import { BehaviorSubject, firstValueFrom, map, type Observable } from 'rxjs';
 import { afterEach } from 'vitest';
 import { ClientFactory } from '../../libs/etcd-discovery/src/client/client-factory.js';
 import type { DiscoveredClientOptions } from '../../libs/etcd-discovery/src/client/discovered-client-options.interface.js';
 import type { InstanceSource } from '../../libs/etcd-discovery/src/discovery/discovery-hub.js';
+import type { DiscoveryState } from '../../libs/etcd-discovery/src/discovery/discovery-state.js';
 import type { ServiceInstance } from '../../libs/etcd-discovery/src/registry/registry-record.codec.js';
 
 export const GREETER_PROTO_PATH = fileURLToPath(new URL('../../apps/greeter/proto/greeter.proto', import.meta.url));
@@ -142,6 +143,10 @@ export class MemoryInstanceSource implements InstanceSource {
 
   watch(_serviceName: string): Observable<readonly ServiceInstance[]> {
     return this.list;
+  }
+
+  states(_serviceName: string): Observable<DiscoveryState> {
+    return this.list.pipe(map((instances) => ({ kind: 'listed' as const, instances })));
   }
 
   prefixOf(serviceName: string): string {

@@ -11,10 +11,13 @@ import { catchError, firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { GREETER_CLIENT_OPTIONS, type GreeterService, type HelloReply } from './greeter-client.options.js';
 
 const MAX_BURST = 10_000;
+/** Each (policy, zone) pair is a channel kept until shutdown: request input must not mint them without bound. */
+const MAX_VARIANTS = 8;
 
 @Controller()
 export class GatewayController implements OnModuleInit {
   private greeter!: GreeterService;
+  private readonly variants = new Map<string, GreeterService>();
 
   constructor(
     @InjectDiscoveredClient('greeter') private readonly client: ClientGrpc,
@@ -67,9 +70,15 @@ export class GatewayController implements OnModuleInit {
   }
 
   private greeterWith(policy: LoadBalancingPolicy | undefined, zone: string | undefined): GreeterService {
+    const variant = `${policy ?? ''}/${zone ?? ''}`;
+    const known = this.variants.get(variant);
+    if (known) return known;
+    if (this.variants.size >= MAX_VARIANTS) throw new BadRequestException(`at most ${MAX_VARIANTS} policy/zone variants`);
     try {
       const options = { ...GREETER_CLIENT_OPTIONS, loadBalancing: policy ?? GREETER_CLIENT_OPTIONS.loadBalancing, select: zone ? { preferredZone: zone } : undefined };
-      return this.clients.createClient('greeter', options).getService<GreeterService>('Greeter');
+      const greeter = this.clients.createClient('greeter', options).getService<GreeterService>('Greeter');
+      this.variants.set(variant, greeter);
+      return greeter;
     } catch (error) {
       if (error instanceof InvalidDiscoveryOptionsError) throw new BadRequestException(error.message);
       throw error;

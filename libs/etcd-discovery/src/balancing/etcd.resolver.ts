@@ -1,7 +1,10 @@
 import { experimental, logVerbosity, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { Logger } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
+import { errorMessage } from '../common/backoff.js';
+import { printable } from '../common/printable.js';
 import type { InstanceSource } from '../discovery/discovery-hub.js';
+import type { DiscoveryState } from '../discovery/discovery-state.js';
 import type { ServiceInstance } from '../registry/registry-record.codec.js';
 import { routeInstances, type InstanceSelector } from './instance-routing.js';
 
@@ -58,8 +61,8 @@ class EtcdResolver implements experimental.Resolver {
       return;
     }
     const prefix = this.source.prefixOf(this.serviceName);
-    this.subscription = this.source.watch(this.serviceName).subscribe({
-      next: (instances) => setImmediate(() => this.report(instances, prefix)),
+    this.subscription = this.source.states(this.serviceName).subscribe({
+      next: (state) => setImmediate(() => this.reportSafely(state, prefix)),
       error: (error: Error) => setImmediate(() => this.reportError(error.message)),
     });
   }
@@ -74,8 +77,20 @@ class EtcdResolver implements experimental.Resolver {
     return target.path.replace(/^\/+/, '');
   }
 
-  private report(all: readonly ServiceInstance[], prefix: string): void {
+  /** Whatever a record holds, nothing thrown here may reach grpc-js or the event loop. */
+  private reportSafely(state: DiscoveryState, prefix: string): void {
     if (!this.subscription) return;
+    try {
+      if (state.kind === 'listed') this.report(state.instances, prefix);
+      else this.reportError(`service "${this.serviceName}" cannot be listed from etcd under "${prefix}": ${state.reason}`);
+    } catch (error) {
+      const details = `resolving "${this.serviceName}" failed: ${printable(errorMessage(error))}`;
+      logger.error(details);
+      this.reportError(details);
+    }
+  }
+
+  private report(all: readonly ServiceInstance[], prefix: string): void {
     const routed = routeInstances(this.serviceName, all, this.selector);
     this.noteZoneFallback(routed.zoneFallback);
     const instances = routed.instances;

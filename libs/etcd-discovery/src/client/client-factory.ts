@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ClientGrpcProxy, type ClientGrpc } from '@nestjs/microservices';
 import { defer, first, map, throwError, timeout, type Observable } from 'rxjs';
 import { ETCD_SCHEME, INSTANCE_SELECTOR_OPTION, INSTANCE_SOURCE_OPTION } from '../balancing/etcd.resolver.js';
@@ -10,6 +11,9 @@ import type { DiscoveredClientOptions } from './discovered-client-options.interf
 import { NoLiveInstanceError } from './no-live-instance.error.js';
 import { optionsFingerprint } from './options-fingerprint.js';
 
+/** Distinct clients of one service beyond which options are likely built per request. */
+const CLIENTS_PER_SERVICE_WARNING = 8;
+
 /**
  * Hands out long-lived, balanced `ClientGrpc` proxies for discovered services. One proxy per
  * service and options, cached: membership changes reach its channel through the `etcd` resolver,
@@ -17,6 +21,8 @@ import { optionsFingerprint } from './options-fingerprint.js';
  */
 export class ClientFactory {
   private readonly clients = new Map<string, ClientGrpcProxy>();
+  private readonly perService = new Map<string, number>();
+  private readonly logger = new Logger('EtcdDiscovery');
 
   constructor(
     private readonly source: InstanceSource,
@@ -63,9 +69,12 @@ export class ClientFactory {
    */
   createClient(serviceName: string, options: DiscoveredClientOptions): ClientGrpc {
     const resolved = validateClientOptions(serviceName, options, this.defaultWaitMs);
-    const cacheKey = `${serviceName}\n${optionsFingerprint(resolved)}`;
+    // Only what shapes the channel: the wait timeout is a getClient() matter, not a new channel.
+    const { waitTimeoutMs: _wait, ...channelShaping } = resolved;
+    const cacheKey = `${serviceName}\n${optionsFingerprint(channelShaping)}`;
     let client = this.clients.get(cacheKey);
     if (!client) {
+      this.countClient(serviceName);
       client = new ClientGrpcProxy({
         ...resolved.nestOptions,
         url: `${ETCD_SCHEME}:///${serviceName}`,
@@ -87,5 +96,22 @@ export class ClientFactory {
   close(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+    this.perService.clear();
+  }
+
+  /**
+   * Each distinct options object is a channel with connections to every instance, kept until
+   * shutdown. A few per service is normal (policies, selectors); more usually means options built
+   * per request (a selector from request input), which grows without bound: say so, at 9, 16, 32...
+   */
+  private countClient(serviceName: string): void {
+    const count = (this.perService.get(serviceName) ?? 0) + 1;
+    this.perService.set(serviceName, count);
+    if (count === CLIENTS_PER_SERVICE_WARNING + 1 || (count > CLIENTS_PER_SERVICE_WARNING && (count & (count - 1)) === 0)) {
+      this.logger.warn(
+        `${count} distinct clients (channels) for "${serviceName}": options that differ per call each open one, kept until ` +
+          'shutdown; create clients once with fixed options and reuse them',
+      );
+    }
   }
 }

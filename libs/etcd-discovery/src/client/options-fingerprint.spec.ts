@@ -68,3 +68,16 @@ describe('optionsFingerprint', () => {
     }
   });
 });
+
+describe('optionsFingerprint with grpc-js credentials', () => {
+  it('maps credentials grpc-js calls equal to one fingerprint: a fresh createInsecure() per call is one client', async () => {
+    const { credentials } = await import('@grpc/grpc-js');
+    const insecure = optionsFingerprint({ credentials: credentials.createInsecure() });
+    expect(optionsFingerprint({ credentials: credentials.createInsecure() })).toBe(insecure);
+    const ssl = credentials.createSsl();
+    expect(optionsFingerprint({ credentials: ssl })).not.toBe(insecure);
+    expect(optionsFingerprint({ credentials: ssl })).toBe(optionsFingerprint({ credentials: ssl }));
+    // grpc-js compares SSL credentials by their secure context: two createSsl() calls are two channels.
+    expect(optionsFingerprint({ credentials: credentials.createSsl() })).not.toBe(optionsFingerprint({ credentials: ssl }));
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * A stable text for an options object, so the same options (even a new literal each time) map to
- * the same cached client. Values JSON cannot compare (credentials, functions, buffers) count by
- * identity.
+ * the same cached client. Values JSON cannot compare (functions, buffers) count by identity, except
+ * objects that can compare themselves: grpc-js credentials have `_equals`, so a fresh
+ * `credentials.createInsecure()` per call maps to the same client as the last one.
  */
 export function optionsFingerprint(value: unknown): string {
   return JSON.stringify(normalize(value));
@@ -25,8 +26,34 @@ function normalize(value: unknown): unknown {
 function identityOf(value: object): number {
   let identity = identities.get(value);
   if (identity === undefined) {
-    identity = nextIdentity++;
+    identity = equalIdentity(value) ?? nextIdentity++;
     identities.set(value, identity);
   }
   return identity;
+}
+
+interface SelfComparing {
+  _equals(other: unknown): boolean;
+}
+
+/** Objects seen so far that compare themselves, held weakly; looked up when a new one arrives. */
+let selfComparing: WeakRef<SelfComparing>[] = [];
+
+function equalIdentity(value: object): number | undefined {
+  if (typeof (value as Partial<SelfComparing>)._equals !== 'function') return undefined;
+  selfComparing = selfComparing.filter((ref) => ref.deref() !== undefined);
+  for (const ref of selfComparing) {
+    const known = ref.deref();
+    if (known && known.constructor === value.constructor && safeEquals(known, value)) return identities.get(known);
+  }
+  selfComparing.push(new WeakRef(value as SelfComparing));
+  return undefined;
+}
+
+function safeEquals(known: SelfComparing, value: object): boolean {
+  try {
+    return known._equals(value) === true;
+  } catch {
+    return false;
+  }
 }

@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { Etcd3 } from 'etcd3';
-import { Observable, ReplaySubject, share, timer } from 'rxjs';
+import { distinctUntilChanged, filter, map, Observable, ReplaySubject, share, timer } from 'rxjs';
+import type { AddressPolicy } from '../registry/address-policy.js';
 import { servicePrefix } from '../registry/registry-keys.js';
 import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { DiscoveryState } from './discovery-state.js';
 import { ServiceWatcher } from './service-watcher.js';
 
 /** A watch outlives its last subscriber this long, so a channel that goes idle and back does not re-list. */
@@ -10,7 +12,10 @@ const LINGER_MS = 30_000;
 
 /** Anything that can tell the live instances of a service: what the resolver reads. */
 export interface InstanceSource {
+  /** The live instances, once listed; re-emits on every change. */
   watch(serviceName: string): Observable<readonly ServiceInstance[]>;
+  /** As `watch`, plus why the service cannot be listed while it never has been. */
+  states(serviceName: string): Observable<DiscoveryState>;
   prefixOf(serviceName: string): string;
   /** Why the service's instances cannot be listed right now (etcd unreachable), if that is the case. */
   unreachableReason?(serviceName: string): string | undefined;
@@ -21,7 +26,7 @@ export interface InstanceSource {
  * started on first use and stopped a while after the last subscriber leaves.
  */
 export class DiscoveryHub implements InstanceSource {
-  private readonly streams = new Map<string, Observable<readonly ServiceInstance[]>>();
+  private readonly streams = new Map<string, Observable<DiscoveryState>>();
   private readonly active = new Map<string, ServiceWatcher>();
   private readonly logger = new Logger('EtcdDiscovery');
   private closed = false;
@@ -29,6 +34,7 @@ export class DiscoveryHub implements InstanceSource {
   constructor(
     private readonly client: Etcd3,
     private readonly namespace: string,
+    private readonly policy?: AddressPolicy,
   ) {}
 
   prefixOf(serviceName: string): string {
@@ -36,6 +42,14 @@ export class DiscoveryHub implements InstanceSource {
   }
 
   watch(serviceName: string): Observable<readonly ServiceInstance[]> {
+    return this.states(serviceName).pipe(
+      map((state) => (state.kind === 'listed' ? state.instances : undefined)),
+      filter((list): list is readonly ServiceInstance[] => list !== undefined),
+      distinctUntilChanged(),
+    );
+  }
+
+  states(serviceName: string): Observable<DiscoveryState> {
     let stream = this.streams.get(serviceName);
     if (!stream) {
       stream = this.createStream(serviceName);
@@ -54,15 +68,15 @@ export class DiscoveryHub implements InstanceSource {
     this.active.clear();
   }
 
-  private createStream(serviceName: string): Observable<readonly ServiceInstance[]> {
-    return new Observable<readonly ServiceInstance[]>((subscriber) => {
+  private createStream(serviceName: string): Observable<DiscoveryState> {
+    return new Observable<DiscoveryState>((subscriber) => {
       if (this.closed) {
         subscriber.error(new Error('nestjs-etcd-discovery: the discovery module has shut down'));
         return undefined;
       }
-      const watcher = new ServiceWatcher(this.client, serviceName, this.prefixOf(serviceName), this.logger);
+      const watcher = new ServiceWatcher(this.client, serviceName, this.prefixOf(serviceName), this.logger, this.policy);
       this.active.set(serviceName, watcher);
-      const subscription = watcher.instances$.subscribe(subscriber);
+      const subscription = watcher.states$.subscribe(subscriber);
       watcher.start();
       return () => {
         subscription.unsubscribe();

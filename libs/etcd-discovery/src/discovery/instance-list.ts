@@ -1,6 +1,7 @@
 import type { MirrorSnapshot } from '../registry/prefix-mirror.js';
-import type { DecodeResult, ServiceInstance } from '../registry/registry-record.codec.js';
-import { formatHostPort } from '../registry/address.js';
+import { endpointKey, formatHostPort } from '../registry/address.js';
+import type { AddressPolicy } from '../registry/address-policy.js';
+import { metadataKey, type DecodeResult, type ServiceInstance } from '../registry/registry-record.codec.js';
 
 /** What the service watcher keeps per key: the decoded record or why it was skipped. */
 export type DecodedEntry = DecodeResult & { readonly id?: string };
@@ -16,9 +17,10 @@ export interface InstanceListResult {
  * later records for an address already listed: routing twice to one address would double its
  * share. The OLDEST record of an address holds it, so a record written later (a copy, a stale
  * registrar) can neither replace a live instance's metadata nor keep its address listed after the
- * instance deregisters.
+ * instance deregisters. `localhost:p` and `127.0.0.1:p` are one address. Addresses the policy
+ * refuses are skipped like any bad record.
  */
-export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>): InstanceListResult {
+export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>, policy?: AddressPolicy): InstanceListResult {
   const instances: ServiceInstance[] = [];
   const skipped = new Map<string, string>();
   const byAddress = new Map<string, string>();
@@ -28,13 +30,19 @@ export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>): Insta
       skipped.set(key, entry.ok ? 'key is not <namespace>/<service>/<instanceId>' : entry.reason);
       continue;
     }
-    const address = formatHostPort(entry.address);
-    const holder = byAddress.get(address);
-    if (holder !== undefined) {
-      skipped.set(key, `duplicate of ${holder} (same address ${address})`);
+    const refusal = policy?.refusal(entry.address.host);
+    if (refusal !== undefined) {
+      skipped.set(key, refusal);
       continue;
     }
-    byAddress.set(address, key);
+    const address = formatHostPort(entry.address);
+    const endpoint = endpointKey(entry.address);
+    const holder = byAddress.get(endpoint);
+    if (holder !== undefined) {
+      skipped.set(key, `duplicate of ${holder} (same address ${endpoint})`);
+      continue;
+    }
+    byAddress.set(endpoint, key);
     instances.push({ id: entry.id, key, address, host: entry.address.host, port: entry.address.port, metadata: entry.metadata });
   }
   instances.sort((a, b) => compareText(a.key, b.key));
@@ -77,5 +85,5 @@ export function isEmptyDiff(diff: InstanceListDiff): boolean {
 }
 
 function sameInstance(a: ServiceInstance, b: ServiceInstance): boolean {
-  return a.address === b.address && JSON.stringify(a.metadata) === JSON.stringify(b.metadata);
+  return a.address === b.address && (a.metadata === b.metadata || metadataKey(a.metadata) === metadataKey(b.metadata));
 }

@@ -71,6 +71,14 @@ export interface EtcdDiscoveryModuleOptions {
    * @default '/services'
    */
   namespace?: string;
+  /**
+   * Addresses clients may connect to, as CIDRs (`'10.0.0.0/8'`, `'fd00::/8'`), IPs, host names or
+   * `'*.domain'` suffixes; a record pointing anywhere else is skipped and logged once. Whoever can
+   * write the namespace chooses where your calls go: narrow this to your network in production.
+   * @default every address except unspecified (0.0.0.0, ::), multicast, broadcast and link-local
+   * (169.254.0.0/16, fe80::/10, where cloud metadata endpoints live)
+   */
+  allowedAddresses?: string[];
   /** What this process serves. Omit in an app that only calls services. */
   registration?: RegistrationOptions | RegistrationOptions[];
   /** Lease and shutdown timing for a serving app. */

@@ -1,15 +1,16 @@
-import type { Provider } from '@nestjs/common';
+import { Logger, type Provider } from '@nestjs/common';
 import type { Etcd3 } from 'etcd3';
 import { ClientFactory } from '../client/client-factory.js';
 import type { DiscoveredClientRegistration } from '../client/discovered-client-options.interface.js';
 import { discoveredClientToken } from '../client/inject-discovered-client.decorator.js';
 import { DiscoveryHub } from '../discovery/discovery-hub.js';
+import { AddressPolicy } from '../registry/address-policy.js';
 import { createEtcdClient } from '../registry/etcd-client.factory.js';
 import { EtcdRegistration } from '../server/etcd-registration.js';
 import { ETCD_CLIENT, ETCD_DISCOVERY_OPTIONS, RESOLVED_DISCOVERY_OPTIONS } from './etcd-discovery.constants.js';
 import type { EtcdDiscoveryModuleOptions } from './etcd-discovery-options.interface.js';
 import type { ResolvedDiscoveryOptions } from './resolved-options.js';
-import { validateOptions } from './validate-options.js';
+import { isLoopbackEtcdHost, validateOptions } from './validate-options.js';
 
 /** Providers shared by forRoot and forRootAsync; they differ only in how ETCD_DISCOVERY_OPTIONS is made. */
 export const coreProviders: Provider[] = [
@@ -20,12 +21,16 @@ export const coreProviders: Provider[] = [
   },
   {
     provide: ETCD_CLIENT,
-    useFactory: (options: ResolvedDiscoveryOptions) => createEtcdClient(options.etcd),
+    useFactory: (options: ResolvedDiscoveryOptions) => {
+      warnOnClearTextPassword(options.etcd);
+      return createEtcdClient(options.etcd);
+    },
     inject: [RESOLVED_DISCOVERY_OPTIONS],
   },
   {
     provide: DiscoveryHub,
-    useFactory: (client: Etcd3, options: ResolvedDiscoveryOptions) => new DiscoveryHub(client, options.namespace),
+    useFactory: (client: Etcd3, options: ResolvedDiscoveryOptions) =>
+      new DiscoveryHub(client, options.namespace, new AddressPolicy(options.allowedAddresses)),
     inject: [ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
   },
   {
@@ -39,6 +44,16 @@ export const coreProviders: Provider[] = [
     inject: [ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
   },
 ];
+
+/** A password sent over plain http to another machine can be read on the way: say so once. */
+function warnOnClearTextPassword(etcd: ResolvedDiscoveryOptions['etcd']): void {
+  if (!etcd.auth) return;
+  const exposed = etcd.hosts.filter((host) => host.startsWith('http://') && !isLoopbackEtcdHost(host));
+  if (exposed.length === 0) return;
+  new Logger('EtcdDiscovery').warn(
+    `etcd.auth is sent in clear text to ${exposed.join(', ')}: use https:// hosts with etcd.tls outside a trusted network`,
+  );
+}
 
 export const exportedProviders = [ClientFactory, EtcdRegistration, RESOLVED_DISCOVERY_OPTIONS];
 

@@ -9,6 +9,8 @@ export interface ResolvedDiscoveryOptions {
     readonly requestTimeoutMs: number;
   };
   readonly namespace: string;
+  /** Undefined: the default address policy. */
+  readonly allowedAddresses?: readonly string[];
   readonly registrations: readonly ResolvedRegistration[];
   readonly server: {
     readonly ttlSeconds: number;

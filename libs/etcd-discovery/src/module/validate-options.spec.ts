@@ -110,15 +110,42 @@ describe('validateOptions etcd.tls and etcd.auth', () => {
   const ca = Buffer.from('ca');
 
   it('accepts a CA alone and a full client certificate pair', () => {
-    expect(validateOptions({ etcd: { tls: { rootCertificate: ca } } }).etcd.tls).toEqual({ rootCertificate: ca });
+    const hosts = ['https://127.0.0.1:2379'];
+    expect(validateOptions({ etcd: { hosts, tls: { rootCertificate: ca } } }).etcd.tls).toEqual({ rootCertificate: ca });
     const pair = { rootCertificate: ca, privateKey: Buffer.from('k'), certChain: Buffer.from('c') };
-    expect(validateOptions({ etcd: { tls: pair } }).etcd.tls).toEqual(pair);
+    expect(validateOptions({ etcd: { hosts, tls: pair } }).etcd.tls).toEqual(pair);
+  });
+
+  it('refuses TLS material with a plain http:// host, naming the host', () => {
+    const error = invalid(() => validateOptions({ etcd: { hosts: ['https://a:2379', 'http://b:2379'], tls: { rootCertificate: ca } } }));
+    expect(error.field).toBe('etcd.tls');
+    expect(error.message).toMatch(/http:\/\/b:2379 is plain http.*https:\/\/host:port/);
+  });
+
+  it('never shows key material or a password in the message or the error value', () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIIsecretsecretsecret\n-----END PRIVATE KEY-----';
+    const secretPassword = 'hunter2-correct-horse';
+    const attempts = [
+      () => validateOptions(loose({ etcd: { hosts: ['https://a:1'], tls: { rootCertificate: pem } } })),
+      () => validateOptions(loose({ etcd: { hosts: ['https://a:1'], tls: { rootCertificate: ca, privateKey: pem, certChain: ca } } })),
+      () => validateOptions(loose({ etcd: { hosts: ['https://a:1'], tls: { rootCertificate: ca, privateKey: Buffer.from(pem) } } })),
+      () => validateOptions(loose({ etcd: { auth: { username: 42, password: secretPassword } } })),
+      () => validateOptions(loose({ etcd: { auth: { username: 'u', password: Buffer.from(secretPassword) } } })),
+      () => validateOptions(loose({ etcd: { tls: { rootCertificate: Buffer.from(pem) } } })),
+    ];
+    for (const attempt of attempts) {
+      const error = invalid(attempt);
+      const shown = `${error.message} ${JSON.stringify(error.value)} ${String(error.value)}`;
+      expect(shown).not.toContain('secretsecret');
+      expect(shown).not.toContain('BEGIN PRIVATE KEY');
+      expect(shown).not.toContain('hunter2');
+    }
   });
 
   it.each([
     ['a missing CA', {}, 'etcd.tls.rootCertificate', /pass the CA certificate as a Buffer/],
-    ['a CA given as a string', { rootCertificate: 'ca.pem' }, 'etcd.tls.rootCertificate', /got "ca\.pem".*Buffer/],
-    ['a string private key', { rootCertificate: ca, privateKey: 'k', certChain: Buffer.from('c') }, 'etcd.tls.privateKey', /got "k".*Buffer/],
+    ['a CA given as a string', { rootCertificate: 'ca.pem' }, 'etcd.tls.rootCertificate', /got "<string of 6 characters, redacted>".*Buffer/],
+    ['a string private key', { rootCertificate: ca, privateKey: 'k', certChain: Buffer.from('c') }, 'etcd.tls.privateKey', /got "<string of 1 characters, redacted>".*Buffer/],
     ['a key without a chain', { rootCertificate: ca, privateKey: Buffer.from('k') }, 'etcd.tls', /both privateKey and certChain/],
     ['a chain without a key', { rootCertificate: ca, certChain: Buffer.from('c') }, 'etcd.tls', /both privateKey and certChain/],
   ])('rejects %s', (_label, tls, field, message) => {
@@ -129,7 +156,7 @@ describe('validateOptions etcd.tls and etcd.auth', () => {
 
   it.each([
     ['an empty user name', { username: '', password: 'x' }, 'etcd.auth.username', /got "".*non-empty string/],
-    ['a missing password', { username: 'root' }, 'etcd.auth.password', /got "<hidden>".*password as a string/],
+    ['a missing password', { username: 'root' }, 'etcd.auth.password', /got "<redacted>".*password as a string/],
   ])('rejects auth with %s', (_label, auth, field, message) => {
     const error = invalid(() => validateOptions(loose({ etcd: { auth } })));
     expect(error.field).toBe(field);
@@ -211,11 +238,11 @@ describe('validateOptions registration', () => {
     ['port 65536', { registration: { serviceName: 's', port: 65_536 } }, 'registration.port', /got 65536.*from 1 to 65535/],
     ['metadata as an array', { registration: { serviceName: 's', metadata: ['a'] } }, 'registration.metadata', /got \["a"\].*plain object/],
     ['metadata as null', { registration: { serviceName: 's', metadata: null } }, 'registration.metadata', /got null.*plain object/],
-    ['a negative weight', { registration: { serviceName: 's', metadata: { weight: -1 } } }, 'registration.metadata.weight', /got -1.*whole number >= 0/],
+    ['a negative weight', { registration: { serviceName: 's', metadata: { weight: -1 } } }, 'registration.metadata.weight', /got -1.*whole number from 0 to 1000000/],
     ['a fractional weight', { registration: { serviceName: 's', metadata: { weight: 1.5 } } }, 'registration.metadata.weight', /got 1\.5/],
     ['a string weight', { registration: { serviceName: 's', metadata: { weight: '2' } } }, 'registration.metadata.weight', /got "2"/],
-    ['a numeric version', { registration: { serviceName: 's', metadata: { version: 1 } } }, 'registration.metadata.version', /got 1.*use a string/],
-    ['an object zone', { registration: [{ serviceName: 's', metadata: { zone: { id: 1 } } }] }, 'registration[0].metadata.zone', /got \{"id":1\}.*use a string/],
+    ['a numeric version', { registration: { serviceName: 's', metadata: { version: 1 } } }, 'registration.metadata.version', /got 1.*use a string of at most 128 characters/],
+    ['an object zone', { registration: [{ serviceName: 's', metadata: { zone: { id: 1 } } }] }, 'registration[0].metadata.zone', /got \{"id":1\}.*use a string of at most 128/],
   ])('rejects %s', (_label, options, field, message) => {
     const error = invalid(() => validateOptions(loose(options)));
     expect(error.field).toBe(field);

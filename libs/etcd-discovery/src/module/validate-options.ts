@@ -1,4 +1,8 @@
+import { isIP } from 'node:net';
 import { isValidHost, isValidPort } from '../registry/address.js';
+import { parseAllowEntry } from '../registry/address-policy.js';
+import { decodeRecord, encodeRecord } from '../registry/registry-record.codec.js';
+import { WELL_KNOWN_RULES } from '../registry/well-known-metadata.js';
 import {
   DEFAULT_DISCOVERY_TIMEOUT_MS,
   DEFAULT_DRAIN_DELAY_MS,
@@ -16,6 +20,8 @@ import type { ResolvedDiscoveryOptions, ResolvedRegistration } from './resolved-
 export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const NAMESPACE_PATTERN = /^\/?[A-Za-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/;
 const MAX_METADATA_BYTES = 16 * 1024;
+/** Fields the registrar adds to every record's metadata; counted when checking the user's part fits. */
+const ADDED_METADATA = { grpcServices: [], startedAt: '2026-01-01T00:00:00.000Z' };
 
 interface NumberRule {
   readonly min: number;
@@ -38,14 +44,21 @@ export function validateOptions(options: EtcdDiscoveryModuleOptions | undefined)
   if (typeof input !== 'object') fail('options', input, 'pass an object, e.g. EtcdDiscoveryModule.forRoot({ etcd: { hosts: [...] } })');
   const etcd = input.etcd ?? {};
   const server = input.server ?? {};
+  const hosts = validateHosts(etcd.hosts ?? DEFAULT_HOSTS);
+  const tls = etcd.tls ? validateTls(etcd.tls) : undefined;
+  const plainHost = hosts.find((host) => host.startsWith('http://'));
+  if (tls && plainHost !== undefined) {
+    fail('etcd.tls', '<redacted>', `TLS material is given but ${plainHost} is plain http: write every host as https://host:port`);
+  }
   return {
     etcd: {
-      hosts: validateHosts(etcd.hosts ?? DEFAULT_HOSTS),
-      tls: etcd.tls ? validateTls(etcd.tls) : undefined,
+      hosts,
+      tls,
       auth: etcd.auth ? validateAuth(etcd.auth) : undefined,
       requestTimeoutMs: number('etcd.requestTimeoutMs', etcd.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS),
     },
     namespace: validateNamespace(input.namespace ?? DEFAULT_NAMESPACE),
+    allowedAddresses: validateAllowedAddresses(input.allowedAddresses),
     registrations: validateRegistrations(input.registration),
     server: {
       ttlSeconds: number('server.ttlSeconds', server.ttlSeconds, DEFAULT_TTL_SECONDS),
@@ -95,29 +108,37 @@ function validateHosts(hosts: unknown): string[] {
   });
 }
 
+/** Key material never reaches an error message: only what kind of value it was. */
 function validateTls(tls: unknown): ResolvedDiscoveryOptions['etcd']['tls'] {
+  if (typeof tls !== 'object' || tls === null) fail('etcd.tls', redacted(tls), 'pass { rootCertificate, privateKey?, certChain? } as Buffers');
   const value = tls as Record<string, unknown>;
-  if (typeof tls !== 'object' || !Buffer.isBuffer(value.rootCertificate)) {
-    fail('etcd.tls.rootCertificate', value?.rootCertificate, 'pass the CA certificate as a Buffer (fs.readFileSync("ca.pem"))');
+  if (!Buffer.isBuffer(value.rootCertificate)) {
+    fail('etcd.tls.rootCertificate', redacted(value.rootCertificate), 'pass the CA certificate as a Buffer (fs.readFileSync("ca.pem"))');
   }
   for (const key of ['privateKey', 'certChain'] as const) {
     if (value[key] !== undefined && !Buffer.isBuffer(value[key])) {
-      fail(`etcd.tls.${key}`, value[key], 'pass PEM contents as a Buffer, or leave it out');
+      fail(`etcd.tls.${key}`, redacted(value[key]), 'pass PEM contents as a Buffer (fs.readFileSync(...)), or leave it out');
     }
   }
   if ((value.privateKey === undefined) !== (value.certChain === undefined)) {
-    fail('etcd.tls', '{...}', 'client certificates need both privateKey and certChain');
+    fail('etcd.tls', '<redacted>', 'client certificates need both privateKey and certChain');
   }
-  return tls as ResolvedDiscoveryOptions['etcd']['tls'];
+  return { rootCertificate: value.rootCertificate as Buffer, privateKey: value.privateKey as Buffer | undefined, certChain: value.certChain as Buffer | undefined };
+}
+
+function redacted(value: unknown): string {
+  if (Buffer.isBuffer(value)) return `<Buffer of ${value.length} bytes, redacted>`;
+  if (typeof value === 'string') return `<string of ${value.length} characters, redacted>`;
+  return value === null || value === undefined ? String(value) : `<${typeof value}, redacted>`;
 }
 
 function validateAuth(auth: unknown): { username: string; password: string } {
   const value = auth as Record<string, unknown>;
-  if (typeof auth !== 'object' || typeof value.username !== 'string' || value.username === '') {
-    fail('etcd.auth.username', value?.username, 'give the etcd user name as a non-empty string');
+  if (typeof auth !== 'object' || auth === null || typeof value.username !== 'string' || value.username === '') {
+    fail('etcd.auth.username', typeof value?.username === 'string' ? value.username : redacted(value?.username), 'give the etcd user name as a non-empty string');
   }
   if (typeof value.password !== 'string') {
-    fail('etcd.auth.password', '<hidden>', 'give the etcd password as a string');
+    fail('etcd.auth.password', '<redacted>', 'give the etcd password as a string');
   }
   return { username: value.username, password: value.password };
 }
@@ -156,11 +177,9 @@ function validateMetadata(field: string, metadata: unknown): Record<string, unkn
     fail(field, metadata, 'pass a plain object such as { version: "1.0.0", zone: "eu-1" }');
   }
   const record = metadata as Record<string, unknown>;
-  if (record.weight !== undefined && !(typeof record.weight === 'number' && Number.isInteger(record.weight) && record.weight >= 0)) {
-    fail(`${field}.weight`, record.weight, 'use a whole number >= 0 (0 = standby only)');
-  }
-  for (const key of ['version', 'zone'] as const) {
-    if (record[key] !== undefined && typeof record[key] !== 'string') fail(`${field}.${key}`, record[key], 'use a string');
+  for (const rule of WELL_KNOWN_RULES) {
+    const value = record[rule.field];
+    if (value !== undefined && !rule.accepts(value)) fail(`${field}.${rule.field}`, value, `use ${rule.expected}`);
   }
   let json: string;
   try {
@@ -171,5 +190,25 @@ function validateMetadata(field: string, metadata: unknown): Record<string, unkn
   if (Buffer.byteLength(json) > MAX_METADATA_BYTES) {
     fail(field, `${Buffer.byteLength(json)} bytes`, `keep metadata under ${MAX_METADATA_BYTES} bytes of JSON`);
   }
+  // Clients read records through the codec's bounds: refuse here what every client would skip.
+  const decoded = decodeRecord(encodeRecord({ host: '127.0.0.1', port: 1 }, { ...(JSON.parse(json) as object), ...ADDED_METADATA }));
+  if (!decoded.ok) fail(field, '{...}', `clients would skip this record: ${decoded.reason} (at most 8 levels, 62 keys per object)`);
   return JSON.parse(json) as Record<string, unknown>;
+}
+
+function validateAllowedAddresses(allow: unknown): readonly string[] | undefined {
+  if (allow === undefined) return undefined;
+  if (!Array.isArray(allow) || allow.length === 0) {
+    fail('allowedAddresses', allow, 'pass a non-empty array of CIDRs or host names, e.g. ["10.0.0.0/8", "*.svc.cluster.local"], or leave it out');
+  }
+  allow.forEach((entry, index) => {
+    if (!parseAllowEntry(entry)) fail(`allowedAddresses[${index}]`, entry, 'use a CIDR ("10.0.0.0/8", "fd00::/8"), an IP, a host name or "*.domain"');
+  });
+  return [...(allow as string[])];
+}
+
+/** Loopback hosts of an etcd URL: credentials sent to them in clear text never leave the machine. */
+export function isLoopbackEtcdHost(url: string): boolean {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.')) || host === '::1';
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, Lease } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../common/backoff.js';
+import { describeEtcdFailure } from './etcd-failure.js';
 
 export interface GrantedLease {
   readonly id: string;
@@ -19,6 +20,7 @@ export class LeaseKeeper {
   private readonly old = new Set<Lease>();
   private readonly abort = new AbortController();
   private readonly listeners = new Set<(lease: GrantedLease) => void>();
+  private readonly lostListeners = new Set<() => void>();
   private grants = 0;
 
   constructor(
@@ -40,6 +42,12 @@ export class LeaseKeeper {
   onReplaced(listener: (lease: GrantedLease) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Called when the live lease is lost, before a new one is asked for. */
+  onLost(listener: () => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
   }
 
   /** The live lease, granting one (retrying until etcd answers) if needed; undefined once closed. */
@@ -103,7 +111,7 @@ export class LeaseKeeper {
         return granted;
       } catch (error) {
         lease.release();
-        if (failures++ === 0) this.logger.warn(`cannot grant a lease yet (${errorMessage(error)}); retrying`);
+        if (failures++ === 0) this.logger.warn(`cannot grant a lease yet (${describeEtcdFailure(error)}); retrying`);
         await sleep(backoff.next(), this.abort.signal);
       }
     }
@@ -116,6 +124,7 @@ export class LeaseKeeper {
     lost.lease.release();
     this.old.add(lost.lease);
     this.logger.warn(`lease ${lost.id} lost (${reason}); granting a new one`);
+    for (const listener of this.lostListeners) listener();
     void this.acquire();
   }
 }

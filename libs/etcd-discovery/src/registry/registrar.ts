@@ -4,6 +4,7 @@ import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../commo
 import type { ResolvedRegistration } from '../module/resolved-options.js';
 import type { HostPort } from './address.js';
 import type { GrantedLease, LeaseKeeper } from './lease-keeper.js';
+import { describeEtcdFailure } from './etcd-failure.js';
 import { PrefixMirror } from './prefix-mirror.js';
 import { instanceKey } from './registry-keys.js';
 import { encodeRecord } from './registry-record.codec.js';
@@ -40,9 +41,10 @@ export class Registrar {
   private pending?: string;
   private loop?: Promise<void>;
   private registered = false;
+  private everRegistered = false;
   private readonly firstRegistration: Promise<void>;
   private resolveFirst!: () => void;
-  private unsubscribeLease?: () => void;
+  private readonly unsubscribeLease: Array<() => void> = [];
   /** Keys found holding another record, each logged once until we hold it. */
   private readonly conflicts = new Set<string>();
 
@@ -93,7 +95,11 @@ export class Registrar {
       // Started after the first claim: listing and claiming at once slows both (3 requests, not 2).
       this.mirrors.push(mirror);
     }
-    this.unsubscribeLease = this.keeper.onReplaced(() => this.schedule('lease replaced'));
+    this.unsubscribeLease.push(
+      this.keeper.onReplaced(() => this.schedule('lease replaced')),
+      // Keys on a lost lease may already be gone: not registered until they are on the new one.
+      this.keeper.onLost(() => (this.registered = false)),
+    );
     this.schedule('startup');
   }
 
@@ -104,11 +110,12 @@ export class Registrar {
   async stop(timeoutMs: number): Promise<void> {
     if (this.abort.signal.aborted) return;
     this.abort.abort();
-    this.unsubscribeLease?.();
+    for (const unsubscribe of this.unsubscribeLease) unsubscribe();
     for (const mirror of this.mirrors) mirror.stop();
     const deadline = Date.now() + timeoutMs;
     const revoked = await this.keeper.close(timeoutMs);
-    if (!revoked && this.registered) {
+    // After a lost lease our keys may still sit on the old one: delete whatever still holds our value.
+    if (!revoked && this.everRegistered) {
       const deletes = Promise.all(
         this.records.map((record) =>
           this.client.if(record.key, 'Value', '==', record.value).then(this.client.delete().key(record.key)).commit(),
@@ -137,7 +144,7 @@ export class Registrar {
         backoff.reset();
         failing = false;
       } catch (error) {
-        if (!failing) this.logger.warn(`registration of ${this.describe()} failed (${errorMessage(error)}); retrying`);
+        if (!failing) this.logger.warn(`registration of ${this.describe()} failed (${describeEtcdFailure(error)}); retrying`);
         failing = true;
         this.pending ??= reason;
         await sleep(backoff.next(), this.abort.signal);
@@ -157,13 +164,15 @@ export class Registrar {
     await this.keeper.retireOld();
     for (const mirror of this.mirrors) mirror.start();
     const wasRegistered = this.registered;
-    // A key held by another record is not ours: stay unregistered until it goes (the key watch retries then).
-    this.registered = !outcomes.includes('conflict');
+    // A key held by another record is not ours: stay unregistered until it goes (the key watch retries
+    // then). A lease lost while claiming leaves us unregistered too: the new lease's reconcile follows.
+    this.registered = !outcomes.includes('conflict') && this.keeper.currentId === granted.id;
     if (!this.registered) return;
-    if (!wasRegistered) {
+    if (!this.everRegistered) {
+      this.everRegistered = true;
       this.logger.log(`registered ${this.describe()} (lease ${granted.id})`);
       this.resolveFirst();
-    } else if (outcomes.some((outcome) => outcome !== 'present')) {
+    } else if (!wasRegistered || outcomes.some((outcome) => outcome !== 'present')) {
       this.logger.log(`re-registered ${this.describe()} after: ${reason} (lease ${granted.id})`);
     }
   }
