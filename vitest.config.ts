@@ -9,8 +9,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    // The fault suite's results directory; after the run it writes test/faults/results.json and docs/reliability.md.
-    globalSetup: ['test/faults/global-setup.ts'],
+    // Results directories of the fault and security suites; after the run they write test/faults/results.json with
+    // docs/reliability.md, and test/security/results.json (git-ignored: a test run leaves the tree clean).
+    globalSetup: ['test/faults/global-setup.ts', 'test/security/global-setup.ts'],
     reporters: ['default'],
   },
 });

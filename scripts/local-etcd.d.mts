@@ -12,6 +12,23 @@ export interface StartEtcdOptions {
   extraArgs?: string[];
   /** Append etcd's output here; default: discarded (the last 50 lines are kept for error messages). */
   logFile?: string;
+  /** Serve the client URL over https (peer traffic stays http on loopback); `endpoint` is then 'https://...'. */
+  tls?: EtcdTlsOptions;
+}
+
+/** PEM file paths for an https client URL. */
+export interface EtcdTlsOptions {
+  /** --cert-file: the server certificate; it needs IP:127.0.0.1 in its subjectAltName. */
+  certFile: string;
+  /** --key-file */
+  keyFile: string;
+  /** --trusted-ca-file: the CA the health check trusts, and (with clientCertAuth) the one client certificates need. */
+  trustedCaFile: string;
+  /** --client-cert-auth: every client, the health check included, must present a certificate signed by the CA. */
+  clientCertAuth?: boolean;
+  /** The health check's client certificate with clientCertAuth; default certFile/keyFile (then it needs clientAuth usage). */
+  clientCertFile?: string;
+  clientKeyFile?: string;
 }
 
 export interface StartEtcdClusterOptions {
@@ -23,7 +40,7 @@ export interface StartEtcdClusterOptions {
 
 export interface LocalEtcd {
   readonly name: string;
-  /** 'http://127.0.0.1:<clientPort>' */
+  /** 'http://127.0.0.1:<clientPort>' ('https://...' with the tls option) */
   readonly endpoint: string;
   readonly clientPort: number;
   readonly peerPort: number;

@@ -2,7 +2,8 @@
 // Types: local-etcd.d.mts. CLI: `node scripts/local-etcd.mjs [--cluster N]`.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,16 +56,60 @@ const sleep = (/** @type {number} */ ms) => new Promise((r) => setTimeout(r, ms)
 /**
  * POST JSON to etcd's gRPC gateway (`/v3/...` in 3.4) and return the parsed answer.
  * @param {string} endpoint @param {string} path @param {object} body @param {number} [timeoutMs]
+ * @param {ClientTls} [tls] for an https endpoint
  */
-async function gateway(endpoint, path, body, timeoutMs = 2_000) {
-  const res = await fetch(endpoint + path, {
-    method: 'POST',
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
+async function gateway(endpoint, path, body, timeoutMs = 2_000, tls = undefined) {
+  const res = await httpText(endpoint + path, { method: 'POST', body: JSON.stringify(body), timeoutMs, tls });
+  if (!res.ok) throw new Error(`etcd ${path} -> HTTP ${res.status}: ${res.text}`);
+  return JSON.parse(res.text);
+}
+
+/** @typedef {{ ca: Buffer, cert?: Buffer, key?: Buffer }} ClientTls */
+
+/**
+ * One HTTP(S) request. Plain http goes through fetch as before; https uses node:https, since fetch takes no
+ * CA or client certificate without undici's own Agent.
+ * @param {string} url
+ * @param {{ method?: string, body?: string, timeoutMs: number, tls?: ClientTls }} options
+ * @returns {Promise<{ ok: boolean, status: number, text: string }>}
+ */
+async function httpText(url, { method = 'GET', body, timeoutMs, tls }) {
+  if (!tls) {
+    const res = await fetch(url, { method, body, signal: AbortSignal.timeout(timeoutMs) });
+    return { ok: res.ok, status: res.status, text: await res.text() };
+  }
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method, ca: tls.ca, cert: tls.cert, key: tls.key, timeout: timeoutMs }, (res) => {
+      const chunks = /** @type {Buffer[]} */ ([]);
+      res.on('data', (chunk) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        const status = res.statusCode ?? 0;
+        resolve({ ok: status >= 200 && status < 300, status, text: Buffer.concat(chunks).toString() });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
   });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`etcd ${path} -> HTTP ${res.status}: ${text}`);
-  return JSON.parse(text);
+}
+
+/**
+ * etcd flags and the health check's client credentials for a TLS client URL.
+ * @param {import('./local-etcd.d.mts').EtcdTlsOptions} tls
+ * @returns {{ args: string[], client: ClientTls }}
+ */
+function tlsSetup(tls) {
+  const args = ['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.trustedCaFile];
+  if (tls.clientCertAuth) args.push('--client-cert-auth');
+  const client = {
+    ca: readFileSync(tls.trustedCaFile),
+    // With --client-cert-auth even /health wants a certificate; without, sending none keeps the check honest.
+    ...(tls.clientCertAuth
+      ? { cert: readFileSync(tls.clientCertFile ?? tls.certFile), key: readFileSync(tls.clientKeyFile ?? tls.keyFile) }
+      : {}),
+  };
+  return { args, client };
 }
 
 /** An address-in-use failure is worth a retry with new ports; anything else is not. */
@@ -73,12 +118,13 @@ class PortInUseError extends Error {}
 /**
  * One etcd process definition; `start()` spawns it and `waitHealthy()` waits for `/health`.
  * @param {{ name: string, dataDir: string, clientPort: number, peerPort: number, clusterArgs: string[],
- *           extraArgs: string[], logFile?: string }} cfg
+ *           extraArgs: string[], logFile?: string, tls?: import('./local-etcd.d.mts').EtcdTlsOptions }} cfg
  * @returns {import('./local-etcd.d.mts').LocalEtcd & { start(): void, waitHealthy(): Promise<void> }}
  */
 function defineNode(cfg) {
   const { name, dataDir, clientPort, peerPort } = cfg;
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const tls = cfg.tls ? tlsSetup(cfg.tls) : undefined;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peerUrl = `http://127.0.0.1:${peerPort}`;
   /** @type {import('node:child_process').ChildProcess | undefined} */
   let child;
@@ -93,6 +139,7 @@ function defineNode(cfg) {
     '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
     ...cfg.clusterArgs,
     '--logger', 'zap', '--log-level', 'warn',
+    ...(tls?.args ?? []),
     ...cfg.extraArgs,
   ];
 
@@ -144,8 +191,8 @@ function defineNode(cfg) {
         throw /address already in use/.test(msg) ? new PortInUseError(msg) : new Error(msg);
       }
       try {
-        const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1_000) });
-        if (/"health":\s*"true"/.test(await res.text()) && await answeredByUs()) return;
+        const res = await httpText(`${endpoint}/health`, { timeoutMs: 1_000, tls: tls?.client });
+        if (/"health":\s*"true"/.test(res.text) && await answeredByUs()) return;
       } catch { /* not listening yet */ }
       if (Date.now() > deadline) {
         await node.kill('SIGKILL');
@@ -157,7 +204,7 @@ function defineNode(cfg) {
 
   /** Another etcd may own the port (then ours is about to exit): check the responder has our peer URL. */
   async function answeredByUs() {
-    const list = await gateway(endpoint, '/v3/cluster/member/list', {}, 1_000);
+    const list = await gateway(endpoint, '/v3/cluster/member/list', {}, 1_000, tls?.client);
     const me = list.members?.find((/** @type {any} */ m) => m.ID === list.header?.member_id);
     return Boolean(me?.peerURLs?.includes(peerUrl));
   }
@@ -221,6 +268,7 @@ export async function startEtcd(options = {}) {
       name, dataDir, clientPort, peerPort, logFile: options.logFile,
       clusterArgs: ['--initial-cluster', `${name}=http://127.0.0.1:${peerPort}`],
       extraArgs: options.extraArgs ?? [],
+      tls: options.tls,
     });
     try {
       node.start();
