@@ -9,7 +9,15 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import { describe, expect, it } from 'vitest';
-import { classifyEtcdFailure, describeEtcdFailure, isCompactedError, isResponseTooLarge, MAX_FAILURE_DETAIL_CHARS } from './etcd-failure.js';
+import {
+  classifyEtcdFailure,
+  describeEtcdFailure,
+  isCompactedError,
+  isResponseTooLarge,
+  LASTING_FAILURE_RETRY_MS,
+  MAX_FAILURE_DETAIL_CHARS,
+  retryDelayAfter,
+} from './etcd-failure.js';
 
 /**
  * What grpc-js hands etcd3: an Error with a numeric `code`; etcd3 casts it to its own classes exactly as
@@ -130,5 +138,29 @@ describe('describeEtcdFailure', () => {
     });
     expect(describeEtcdFailure(hostile)).toBe('etcd unreachable: (unprintable error)');
     expect(describeEtcdFailure(new Error(''))).toBe('etcd unreachable: (no message)');
+  });
+});
+
+describe('retryDelayAfter', () => {
+  it.each([
+    ['a wrong CA', MEASURED.wrongCa],
+    ['a missing client certificate', MEASURED.missingClientCert],
+    ['an RBAC refusal', MEASURED.rbacDenied],
+    ['a wrong password', MEASURED.wrongPassword],
+  ])('waits 2.5-5 s after %s (it needs a person, not a retry)', (_label, error) => {
+    for (let i = 0; i < 50; i++) {
+      const delay = retryDelayAfter(error, 100);
+      expect(delay).toBeGreaterThanOrEqual(LASTING_FAILURE_RETRY_MS / 2);
+      expect(delay).toBeLessThanOrEqual(LASTING_FAILURE_RETRY_MS);
+    }
+  });
+
+  it.each([
+    ['a refused connection', MEASURED.refused],
+    ['a deadline', MEASURED.deadline],
+    ['a response too large', MEASURED.tooLarge],
+    ['an expired auth token (etcd3 logs in again)', new EtcdInvalidAuthTokenError('etcdserver: invalid auth token')],
+  ])('keeps the backoff after %s', (_label, error) => {
+    expect(retryDelayAfter(error, 123)).toBe(123);
   });
 });

@@ -85,3 +85,18 @@ function codeOf(error: unknown): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * A refused certificate or a refused permission does not heal by retrying: someone has to change a
+ * certificate or a role. Retrying those every second only floods etcd with handshakes (15-18 per
+ * second per app were measured with a wrong CA), so they wait at least this long. An expired auth
+ * token is not one of them: etcd3 logs in again at once.
+ */
+export const LASTING_FAILURE_RETRY_MS = 5_000;
+
+/** The delay before retrying after `error`: the backoff's, or longer for failures that need a person. */
+export function retryDelayAfter(error: unknown, backoffMs: number): number {
+  const kind = classifyEtcdFailure(error);
+  const lasting = kind === 'TLS failed' || (kind === 'permission denied' && !(error instanceof EtcdInvalidAuthTokenError) && !/invalid auth token/i.test(messageOf(error)));
+  return lasting ? Math.max(backoffMs, LASTING_FAILURE_RETRY_MS * (0.5 + Math.random() / 2)) : backoffMs;
+}

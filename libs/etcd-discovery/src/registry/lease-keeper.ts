@@ -1,7 +1,7 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, Lease } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../common/backoff.js';
-import { describeEtcdFailure } from './etcd-failure.js';
+import { describeEtcdFailure, retryDelayAfter } from './etcd-failure.js';
 
 export interface GrantedLease {
   readonly id: string;
@@ -112,7 +112,7 @@ export class LeaseKeeper {
       } catch (error) {
         lease.release();
         if (failures++ === 0) this.logger.warn(`cannot grant a lease yet (${describeEtcdFailure(error)}); retrying`);
-        await sleep(backoff.next(), this.abort.signal);
+        await sleep(retryDelayAfter(error, backoff.next()), this.abort.signal);
       }
     }
     return undefined;

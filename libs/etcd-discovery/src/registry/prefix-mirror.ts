@@ -1,7 +1,7 @@
 import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import { Backoff, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
-import { describeEtcdFailure, isCompactedError, MAX_FAILURE_DETAIL_CHARS, messageOf } from './etcd-failure.js';
+import { describeEtcdFailure, isCompactedError, retryDelayAfter, MAX_FAILURE_DETAIL_CHARS, messageOf } from './etcd-failure.js';
 import { brokenCap, CapWarning, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type MirrorCaps } from './mirror-caps.js';
 import { PageSizer, rangePages, type RangeScope } from './paged-range.js';
 import type { MirrorEntry, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
@@ -88,6 +88,7 @@ export class PrefixMirror<T> {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       const startedAt = Date.now();
+      let failure: unknown;
       try {
         const revision = await this.list();
         if (signal.aborted) break;
@@ -101,9 +102,10 @@ export class PrefixMirror<T> {
         if (Date.now() - startedAt > HEALTHY_WATCH_MS) backoff.reset();
       } catch (error) {
         if (signal.aborted) break;
+        failure = error;
         this.listFailed(describeEtcdFailure(error));
       }
-      await sleep(backoff.next(), signal);
+      await sleep(failure === undefined ? backoff.next() : retryDelayAfter(failure, backoff.next()), signal);
     }
   }
 

@@ -4,7 +4,7 @@ import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../commo
 import type { ResolvedRegistration } from '../module/resolved-options.js';
 import type { HostPort } from './address.js';
 import type { GrantedLease, LeaseKeeper } from './lease-keeper.js';
-import { describeEtcdFailure } from './etcd-failure.js';
+import { describeEtcdFailure, retryDelayAfter } from './etcd-failure.js';
 import { PrefixMirror } from './prefix-mirror.js';
 import { instanceKey } from './registry-keys.js';
 import { encodeRecord } from './registry-record.codec.js';
@@ -147,7 +147,7 @@ export class Registrar {
         if (!failing) this.logger.warn(`registration of ${this.describe()} failed (${describeEtcdFailure(error)}); retrying`);
         failing = true;
         this.pending ??= reason;
-        await sleep(backoff.next(), this.abort.signal);
+        await sleep(retryDelayAfter(error, backoff.next()), this.abort.signal);
       }
     }
   }
