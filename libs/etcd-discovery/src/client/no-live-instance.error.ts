@@ -1,10 +1,10 @@
 /** What to check first, by the kind of failure `etcdError` starts with (see registry/etcd-failure.ts). */
 const FIXES: ReadonlyArray<readonly [prefix: string, fix: string]> = [
-  ['permission denied', "check etcd.auth and that the etcd user's role may read the namespace prefix"],
-  ['TLS failed', 'check etcd.tls (the CA that signed etcd\'s certificate, and a client certificate if etcd requires one) and https:// hosts'],
-  ['response too large', 'something under the prefix is larger than the client accepts; inspect it with etcdctl'],
+  ['permission denied', "Check etcd.auth and that the etcd user's role may read the namespace prefix"],
+  ['TLS failed', 'Check etcd.tls (the CA that signed etcd\'s certificate, and a client certificate if etcd requires one) and https:// hosts'],
+  ['response too large', 'Something under the prefix is larger than the client accepts; inspect it with etcdctl'],
 ];
-const UNREACHABLE_FIX = 'check etcd.hosts and that etcd is running';
+const UNREACHABLE_FIX = 'Check etcd.hosts and that etcd is running';
 
 /** No instance of a service showed up in etcd within the wait timeout. */
 export class NoLiveInstanceError extends Error {
