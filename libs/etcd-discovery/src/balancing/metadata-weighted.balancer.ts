@@ -1,5 +1,6 @@
 import { experimental, logVerbosity } from '@grpc/grpc-js';
 import { Logger } from '@nestjs/common';
+import { printable } from '../common/printable.js';
 import { DEFAULT_WEIGHT, wellKnownMetadata } from '../registry/well-known-metadata.js';
 import type { DiscoveredEndpoint } from './etcd.resolver.js';
 import { fieldLessPolicyConfig } from './field-less-policy-config.js';
@@ -65,7 +66,7 @@ export class MetadataWeightedBalancer extends EndpointSetBalancer {
     const { weight, problems } = wellKnownMetadata(metadata);
     if (problems.length > 0 && !this.reported.has(endpoint.key)) {
       this.reported.add(endpoint.key);
-      this.logger.warn(`${endpoint.key}: ${problems.join('; ')}`);
+      this.logger.warn(`${endpoint.key}: ${printable(problems.join('; '))}`);
     }
     return weight;
   }

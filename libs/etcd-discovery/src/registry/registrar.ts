@@ -123,7 +123,7 @@ export class Registrar {
       ).catch((error: unknown) => this.logger.warn(`could not delete registrations (${errorMessage(error)}); the lease will expire them`));
       await within(deletes, Math.max(0, deadline - Date.now()), undefined);
     }
-    if (this.registered) this.logger.log(`deregistered ${this.describe()}`);
+    if (this.everRegistered) this.logger.log(`deregistered ${this.describe()}`);
     this.registered = false;
   }
 
