@@ -70,7 +70,7 @@ describe('registrar across etcd outages', () => {
     const mark = logs.lines.length;
 
     await etcd.stop();
-    // The outage outlasts 2 x TTL, so etcd3 gives the lease up as lost during it (FIELD-NOTES).
+    // The outage outlasts 2 x TTL, so etcd3 gives the lease up as lost during it (docs/field-notes.md).
     await sleep(2 * TTL_SECONDS * 1_000 + 1_000);
     await waitFor(() => logs.lines.slice(mark).some((line) => line.message.includes(`lease ${before.lease} lost`)), 1_000, {
       what: 'the lease reported lost during the outage',
