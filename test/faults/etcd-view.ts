@@ -32,10 +32,11 @@ export class EtcdView {
     private readonly auth?: { username: string; password: string },
   ) {}
 
-  async range(prefix: string, timeoutMs = 1_000): Promise<RangeResult> {
+  /** Every key under `prefix`; with `keysOnly` without values (cheap when values are large). */
+  async range(prefix: string, timeoutMs = 1_000, options: { keysOnly?: boolean } = {}): Promise<RangeResult> {
     const body = await this.call<{ header?: { revision?: string }; kvs?: Record<string, string>[] }>(
       '/v3/kv/range',
-      { key: b64(prefix), range_end: prefixEnd(prefix) },
+      { key: b64(prefix), range_end: prefixEnd(prefix), ...(options.keysOnly ? { keys_only: true } : {}) },
       timeoutMs,
     );
     return {

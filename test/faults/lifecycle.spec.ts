@@ -1,11 +1,12 @@
 // Apps come and go: a rolling restart of all three replicas under load, and apps started while etcd cannot be
-// reached (the serving app starts and registers once etcd appears; a waiting client gets a clear error).
+// reached (the serving app starts and registers once etcd appears; a waiting client gets a clear error; calls
+// through a client that does not wait fail fast, then succeed once etcd is up).
 import { credentials, loadPackageDefinition, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { describe, it } from 'vitest';
 import { freePort } from '../../scripts/local-etcd.mjs';
 import { GREETER_PROTO } from '../support/processes.js';
-import { clientHas, clientKeys, errorSummary, ms, timeWhen } from './observe.js';
+import { clientHas, clientKeys, errorSummary, ms, quantile, timeWhen } from './observe.js';
 import { keyRecovery } from './registry-sampler.js';
 import { check, scenario } from './scenario-runner.js';
 import { LOAD, sleep, type GreeterProcess } from './scenario.js';
@@ -14,6 +15,13 @@ const BOUND_MS = 2_000;
 const TIMEOUT = 150_000;
 /** How long the waiting client is configured to wait for an instance. */
 const CLIENT_WAIT_MS = 2_000;
+/** The load client's deadline per call. */
+const CALL_DEADLINE_MS = 5_000;
+const FAIL_FAST_P99_MS = 1_500;
+const CREATE_RECOVERY_BOUND_MS = 3_000;
+const ETCD_ABSENT_MS = 3_000;
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
 
 describe.concurrent('apps come and go', () => {
   it(
@@ -153,6 +161,79 @@ describe.concurrent('apps come and go', () => {
             check('the error says etcd could not be reached', /etcd[^.]*(unreachable|not reachable|could not be reached|cannot be reached|ECONNREFUSED|UNAVAILABLE)/i.test(message)),
             check(`the waiting client exited on its own (${waitingExit.signal ?? waitingExit.code})`, !waitingExit.forced),
             check(`calls through discovery succeed once registered (${burst.failed} failed of ${burst.calls})`, burst.failed === 0 && servedByIt === burst.calls),
+          ],
+        };
+      },
+    ),
+    TIMEOUT,
+  );
+  it(
+    '16. calls through createClient while etcd is down at start',
+    scenario(
+      {
+        name: '16. calls through createClient while etcd is down at start',
+        bound:
+          `while etcd cannot be reached (never listed), every call fails fast: UNAVAILABLE naming etcd and why ("etcd unreachable"), p99 under ${FAIL_FAST_P99_MS} ms, ` +
+          `none near its ${CALL_DEADLINE_MS} ms deadline; once etcd is up calls succeed within ${CREATE_RECOVERY_BOUND_MS} ms, and no call started after the first success fails`,
+      },
+      async (s) => {
+        const etcdPort = await freePort();
+        const etcdUrl = `http://127.0.0.1:${etcdPort}`;
+        const greeters = await Promise.all(
+          [1, 2, 3].map((n) => s.greeter({ name: `greeter-${n}`, etcdHosts: [etcdUrl], waitRegistered: false })),
+        );
+        await Promise.all(greeters.map((greeter) => greeter.proc.waitForOutput(/Nest microservice successfully started/, 20_000)));
+        // LOAD_CLIENT_MODE=create: ClientFactory.createClient, ready at once, no waiting for an instance.
+        const client = await s.client({ etcdHosts: [etcdUrl], env: { LOAD_CLIENT_MODE: 'create', LOAD_CLIENT_LOG_LEVELS: 'error,warn,log' } });
+        await client.startLoad({ ...LOAD, durationMs: 60_000 });
+        const downAt = s.mark('load started; etcd absent (closed port)');
+        await sleep(ETCD_ABSENT_MS);
+
+        const startAt = s.mark('starting etcd');
+        await s.etcd([], { clientPort: etcdPort });
+        const healAt = s.mark('etcd up and healthy');
+        await Promise.all(greeters.map((greeter) => s.awaitRegistration(greeter, 15_000)));
+        s.mark('every greeter registered');
+        await sleep(3_000);
+        const load = await client.stopLoad();
+
+        // Calls that ended before etcd was started cannot have seen it; once it runs (even before its health check
+        // passes) the client may list it empty, and calls fail "no live instance" until a greeter registers.
+        const before = load.records.filter((r) => r.t < startAt);
+        const failedBefore = before.filter((r) => r.a === undefined);
+        const durations = failedBefore.map((r) => r.t - r.s);
+        const p99 = quantile(durations, 0.99);
+        const slowest = durations.length > 0 ? Math.max(...durations) : undefined;
+        const namesEtcd = failedBefore.filter((r) => r.c === GRPC_UNAVAILABLE && /etcd unreachable/.test(r.e ?? ''));
+        const firstSuccess = load.records.filter((r) => r.a !== undefined).reduce<number | undefined>((first, r) => (first === undefined || r.t < first ? r.t : first), undefined);
+        const recoveryMs = firstSuccess === undefined ? undefined : Math.max(0, firstSuccess - healAt);
+        const failedAfter = firstSuccess === undefined ? [] : load.records.filter((r) => r.a === undefined && r.s > firstSuccess);
+        const deadlines = load.records.filter((r) => r.c === GRPC_DEADLINE_EXCEEDED).length;
+        const allowed = load.records.filter((r) => r.s < (firstSuccess ?? Infinity)).length;
+        const served = greeters.map((greeter) => load.byAddress[greeter.address] ?? 0);
+        const example = failedBefore[0]?.e?.slice(0, 240) ?? 'none';
+        return {
+          calls: load.calls,
+          failed: load.failed,
+          allowedFailed: allowed,
+          registrationsLost: 0,
+          recoveryMs: recoveryMs ?? null,
+          details:
+            `etcd absent for ${ms(startAt - downAt)} (healthy ${ms(healAt - startAt)} after it was started): ${before.length} calls ended meanwhile, ${failedBefore.length} failed, ${namesEtcd.length} of them UNAVAILABLE "etcd unreachable" ` +
+            `(e.g. "${example}"); failing calls took p50 ${ms(quantile(durations, 0.5))}, p99 ${ms(p99)}, max ${ms(slowest)}; ` +
+            `first successful call ${ms(recoveryMs)} after etcd was healthy; afterwards ${failedAfter.length} failed; served ${served.join(', ')}; ` +
+            `calls ${load.calls}, failed ${load.failed} (${errorSummary(load.records)})`,
+          checks: [
+            check(`calls were made while etcd was absent (${before.length})`, before.length > 100),
+            check(
+              `every call that ended before etcd was started failed UNAVAILABLE naming etcd unreachable (${namesEtcd.length} of ${before.length}: ${errorSummary(before)})`,
+              namesEtcd.length === before.length,
+            ),
+            check(`they failed fast: p99 ${ms(p99)} < ${FAIL_FAST_P99_MS} ms`, p99 !== undefined && p99 < FAIL_FAST_P99_MS),
+            check(`none waited for its deadline (slowest ${ms(slowest)}, ${deadlines} DEADLINE_EXCEEDED)`, deadlines === 0 && (slowest ?? 0) < CALL_DEADLINE_MS - 1_000),
+            check(`calls succeed within ${CREATE_RECOVERY_BOUND_MS} ms of etcd being up (${ms(recoveryMs)})`, recoveryMs !== undefined && recoveryMs <= CREATE_RECOVERY_BOUND_MS),
+            check(`no call started after the first success failed (${failedAfter.length}: ${errorSummary(failedAfter)})`, failedAfter.length === 0),
+            check(`every greeter served calls (${served.join(', ')})`, served.every((count) => count > 0)),
           ],
         };
       },

@@ -1,5 +1,6 @@
 // Small observation helpers shared by the scenarios: waiting with a timestamp, the client's list against
 // etcd's, and arithmetic over the load client's call records.
+import { readFileSync } from 'node:fs';
 import type { CallRecord, LoadClient } from '../support/processes.js';
 import type { Scenario } from './scenario.js';
 
@@ -74,3 +75,27 @@ export function errorSummary(records: readonly CallRecord[]): string {
 }
 
 export const ms = (value: number | undefined): string => (value === undefined ? 'never' : `${Math.round(value)} ms`);
+
+/** Lines of a process's output that are warnings (Nest's WARN level) and contain `needle`. */
+export function warnLines(output: string, needle: string): string[] {
+  return output.split('\n').filter((line) => line.includes('WARN') && line.includes(needle));
+}
+
+/** CPU time (user + system) a process has used so far, ms, from /proc (Linux; clock ticks of 10 ms). */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which sits in parentheses and may contain spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The q-quantile (0..1) of `values`, nearest rank; undefined when empty. */
+export function quantile(values: readonly number[], q: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}

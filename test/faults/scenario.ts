@@ -208,9 +208,11 @@ export class Scenario {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (!greeter.proc.alive) throw greeter.proc.failure(`exited (${describeExit(greeter.proc.exitInfo)}) before registering`);
+      // Keys first: other values under the prefix may be large (scenario 13 keeps 5 MiB there).
       const found = await this.view
-        .range(this.prefix)
+        .range(this.prefix, 1_000, { keysOnly: true })
         .then((result) => result.kvs.find((kv) => kv.key.includes(`-${greeter.proc.pid}-`)))
+        .then((kv) => (kv ? this.view.range(kv.key).then((result) => result.kvs.find((one) => one.key === kv.key)) : undefined))
         .catch(() => undefined);
       if (found) {
         const record = JSON.parse(found.value) as { Addr: string };

@@ -246,8 +246,9 @@ export async function listPrefix(endpoint: string, prefix: string): Promise<Regi
     signal: AbortSignal.timeout(2_000),
   });
   if (!response.ok) throw new Error(`etcd range ${prefix}: HTTP ${response.status} ${await response.text()}`);
-  const body = (await response.json()) as { kvs?: { key: string; value: string; lease?: string }[] };
-  return (body.kvs ?? []).map((kv) => ({ key: unb64(kv.key), value: unb64(kv.value), lease: kv.lease ?? '0' }));
+  const body = (await response.json()) as { kvs?: { key: string; value?: string; lease?: string }[] };
+  // The gateway leaves out an empty value (a hostile writer may leave one).
+  return (body.kvs ?? []).map((kv) => ({ key: unb64(kv.key), value: unb64(kv.value ?? ''), lease: kv.lease ?? '0' }));
 }
 
 /** Polls until `check` returns a value (not undefined); rejects with `what` after `timeoutMs`. */
@@ -371,6 +372,8 @@ export interface CallRecord {
   a?: string;
   e?: string;
   c?: number;
+  /** The peer grpc-js sent the call to (its connection's address), as a client interceptor read it at the end. */
+  p?: string;
 }
 
 export interface CallSummary {
@@ -400,6 +403,25 @@ export interface ClientInstance {
   key: string;
   id: string;
   address: string;
+}
+
+export interface ClientStartup {
+  processStartedAt: number;
+  appStartedAt: number;
+  readyAt: number;
+  /** When the Greeter instance list first arrived, and its length then. */
+  firstListAt?: number;
+  firstListCount?: number;
+}
+
+/** One service followed by the load client: its current keys and when its instance list emitted. */
+export interface FollowedService {
+  keys: string[];
+  emissions: number;
+  /** epochNow() of the first / last emission. */
+  firstAt?: number;
+  lastAt?: number;
+  error?: string;
 }
 
 export interface MemorySample {
@@ -466,6 +488,26 @@ export class LoadClient {
     return (await this.request<{ instances: ClientInstance[] }>({ cmd: 'instances' }, 5_000)).instances;
   }
 
+  /** Startup milestones: process start, Nest app creation, ready, first Greeter list (epoch ms). */
+  startup(): Promise<ClientStartup> {
+    return this.request({ cmd: 'startup' }, 5_000);
+  }
+
+  /** The length of the client's current instance list (cheap with thousands of instances). */
+  async instanceCount(): Promise<number> {
+    return (await this.request<{ count: number }>({ cmd: 'instanceCount' }, 5_000)).count;
+  }
+
+  /** Subscribes the instance list of each service (ClientFactory.instances); see followed(). */
+  follow(services: readonly string[]): Promise<{ following: number }> {
+    return this.request({ cmd: 'follow', services }, 10_000);
+  }
+
+  /** What each followed service's instance list holds now, and when it emitted. */
+  async followed(): Promise<Record<string, FollowedService>> {
+    return (await this.request<{ services: Record<string, FollowedService> }>({ cmd: 'followed' }, 10_000)).services;
+  }
+
   /** The client process's memory after a full GC. */
   memory(): Promise<MemorySample> {
     return this.request({ cmd: 'memory' }, 10_000);
@@ -480,7 +522,8 @@ export class LoadClient {
 
 /**
  * Forks the load client and resolves once its Greeter client has a live instance. `env` adds variables
- * (ETCD_USERNAME / ETCD_PASSWORD, LOAD_CLIENT_RETRY_ATTEMPTS, LOAD_CLIENT_LOG_LEVELS, DISCOVERY_TIMEOUT_MS).
+ * (ETCD_USERNAME / ETCD_PASSWORD, LOAD_CLIENT_RETRY_ATTEMPTS, LOAD_CLIENT_LOG_LEVELS, DISCOVERY_TIMEOUT_MS,
+ * LOAD_CLIENT_POLICY, LOAD_CLIENT_SELECT_METADATA, LOAD_CLIENT_MODE=create).
  */
 export async function startLoadClient(
   tracker: ProcessTracker,
