@@ -220,13 +220,13 @@ describe('prefix mirror: per-prefix caps', () => {
     expect(warnings()).toBe(1);
   });
 
-  it('keeps keys in order up to maxBytes of values', async () => {
+  it('keeps keys in order up to maxBytes of keys and values', async () => {
     const prefix = `${uniqueNamespace('capbytes')}/svc/`;
     await putMany(Array.from({ length: 10 }, (_, n) => [`${prefix}b${n}`, 'x'.repeat(1_000)] as const));
     const followed = follow(libraryClient(), prefix, { maxBytes: 5_500 });
     await waitFor(() => followed.changes.length > 0, 10_000, { what: 'the first list' });
     expect(followed.keys()).toEqual([0, 1, 2, 3, 4].map((n) => `${prefix}b${n}`));
-    expect(logs.count(`${prefix} holds more than its maxBytes cap (5500 bytes of values)`, 'warn')).toBe(1);
+    expect(logs.count(`${prefix} holds more than its maxBytes cap (5500 bytes of keys and values)`, 'warn')).toBe(1);
   });
 
   it('5,000 records of one service fit in the default caps', async () => {
@@ -382,3 +382,47 @@ function libraryClientWith(client: Etcd3): Etcd3 {
   cleanup.add(() => client.close());
   return client;
 }
+
+describe('prefix mirror: hostile keys and revisions', () => {
+  it('never reads a key longer than 512 bytes after the prefix: logged once each, not counted, the rest listed', async () => {
+    const prefix = `${uniqueNamespace('longkeys')}/svc/`;
+    const long = Array.from({ length: 50 }, (_, n) => [`${prefix}${String(n).padStart(2, '0')}${'k'.repeat(20_000)}`, 'v'] as const);
+    await putMany([...long, [`${prefix}short`, 'ok']]);
+    const startedAt = performance.now();
+    const followed = follow(libraryClient(), prefix);
+    await waitFor(() => followed.changes.length > 0, 10_000, { what: 'the first list' });
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
+    expect(followed.keys()).toEqual([`${prefix}short`]);
+    const skipLines = () => logs.lines.filter((line) => line.message.includes(`${prefix}: skipping a key of`));
+    expect(skipLines()).toHaveLength(50);
+    for (const line of skipLines()) expect(line.message.length).toBeLessThan(400);
+
+    // Rewriting them (and deleting them) logs nothing new; a normal key written afterwards arrives.
+    await putMany(long.map(([key]) => [key, 'again'] as const));
+    await outsider.delete().key(long[0][0]);
+    await outsider.put(`${prefix}after`).value('ok');
+    await waitFor(() => followed.keys().includes(`${prefix}after`), 5_000, { what: 'the key after the long ones' });
+    expect(skipLines()).toHaveLength(50);
+  });
+
+  it('survives one revision larger than the receive limit (a range delete of 20 keys of 1 MB): watched in fragments, no resync', async () => {
+    const ns = uniqueNamespace('fragment');
+    const victim = `${ns}/victim/`;
+    const evil = `${ns}/evil/`;
+    const client = libraryClient();
+    const followed = follow(client, victim);
+    const evilFollowed = follow(client, evil);
+    await waitFor(() => followed.changes.length > 0 && evilFollowed.changes.length > 0, 10_000, { what: 'the first lists' });
+    // Delete events carry their keys: one delete of these 20 is a 20 MB revision, over the client's 16 MiB limit.
+    for (let n = 0; n < 20; n += 1) await outsider.put(`${evil}${'K'.repeat(1_000_000)}${pad(n)}`).value('x');
+    await outsider.put(`${evil}marker`).value('x');
+    await waitFor(() => evilFollowed.keys().includes(`${evil}marker`), 20_000, { what: 'the marker after the big keys' });
+    const mark = logs.lines.length;
+    await outsider.delete().prefix(evil);
+    await waitFor(() => evilFollowed.keys().length === 0, 20_000, { what: 'the delete applied' });
+    await outsider.put(`${victim}after`).value('ok');
+    await waitFor(() => followed.keys().includes(`${victim}after`), 5_000, { what: 'the victim service still followed' });
+    const troubles = logs.lines.slice(mark).filter((line) => /ended|listing again|resynced|cannot list/.test(line.message));
+    expect(troubles.map((line) => line.message.slice(0, 200))).toEqual([]);
+  });
+});

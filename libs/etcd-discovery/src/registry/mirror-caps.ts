@@ -3,7 +3,7 @@ import { printable } from '../common/printable.js';
 
 /** Keys one prefix may hold in memory. 5,000 instances of one service fit with room to spare. */
 export const DEFAULT_MAX_ENTRIES = 10_000;
-/** Raw value bytes one prefix may hold: 5,000 records of a few KiB fit; a prefix stuffed with 1.5 MiB values does not. */
+/** Raw key and value bytes one prefix may hold: 5,000 records of a few KiB fit; a prefix stuffed with 1.5 MiB values does not. */
 export const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
 
 export interface MirrorCaps {
@@ -14,7 +14,7 @@ export interface MirrorCaps {
 /** The cap that holding `entries` keys of `bytes` value bytes would break, named for a log line; undefined if none. */
 export function brokenCap(caps: MirrorCaps, entries: number, bytes: number): string | undefined {
   if (entries > caps.maxEntries) return `maxEntries cap (${caps.maxEntries} keys)`;
-  if (bytes > caps.maxBytes) return `maxBytes cap (${caps.maxBytes} bytes of values)`;
+  if (bytes > caps.maxBytes) return `maxBytes cap (${caps.maxBytes} bytes of keys and values)`;
   return undefined;
 }
 

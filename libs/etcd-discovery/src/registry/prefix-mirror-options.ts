@@ -23,7 +23,7 @@ export interface PrefixMirrorOptions<T> {
   readonly logger: Logger;
   /** Most keys kept (default 10,000): in key order when listing, new keys while watching; the rest is ignored. */
   readonly maxEntries?: number;
-  /** Most raw value bytes kept (default 32 MiB), applied like `maxEntries`. */
+  /** Most raw key and value bytes kept (default 32 MiB), applied like `maxEntries`. */
   readonly maxBytes?: number;
   /** Most keys per range request (default 1,000); pages get smaller when values are large. */
   readonly maxPageKeys?: number;

@@ -3,6 +3,7 @@ import { Backoff, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
 import { describeEtcdFailure, isCompactedError, retryDelayAfter, MAX_FAILURE_DETAIL_CHARS, messageOf } from './etcd-failure.js';
 import { brokenCap, CapWarning, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type MirrorCaps } from './mirror-caps.js';
+import { OverlongKeys } from './overlong-keys.js';
 import { PageSizer, rangePages, type RangeScope } from './paged-range.js';
 import type { MirrorEntry, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
 import { awaitConfirmation } from './watch-confirmation.js';
@@ -52,6 +53,7 @@ export class PrefixMirror<T> {
   private readonly capWarning: CapWarning;
   private readonly sizer: PageSizer;
   private readonly scope: RangeScope;
+  private readonly overlong: OverlongKeys;
 
   constructor(
     private readonly client: Etcd3,
@@ -60,6 +62,7 @@ export class PrefixMirror<T> {
     this.caps = { maxEntries: options.maxEntries ?? DEFAULT_MAX_ENTRIES, maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES };
     this.capWarning = new CapWarning(options.prefix, options.logger);
     this.sizer = new PageSizer(options.maxPageKeys ?? DEFAULT_MAX_PAGE_KEYS);
+    this.overlong = new OverlongKeys(options.prefix, options.logger);
     const range = Range.prefix(options.prefix);
     this.scope = options.exactKey ? { key: Buffer.from(options.prefix) } : { key: range.start, end: range.end };
   }
@@ -129,7 +132,8 @@ export class PrefixMirror<T> {
     for await (const page of rangePages(this.client, this.scope, this.sizer)) {
       revision = page.revision;
       for (const kv of page.kvs) {
-        broken = brokenCap(this.caps, next.size + 1, bytes + kv.value.length);
+        if (this.overlong.refuses(kv.key)) continue;
+        broken = brokenCap(this.caps, next.size + 1, bytes + kv.key.length + kv.value.length);
         if (broken) break;
         const key = kv.key.toString();
         const entry = this.entryFor(key, kv, this.state.get(key), failing);
@@ -160,6 +164,10 @@ export class PrefixMirror<T> {
     return new Promise((resolve) => {
       const builder = this.client.watch();
       const scoped = this.options.exactKey ? builder.key(this.options.prefix) : builder.prefix(this.options.prefix);
+      // etcd splits a revision larger than a message (one delete of 20 x 1 MiB keys) into fragments only when
+      // asked; otherwise that one response, over the receive limit, kills the stream every watch shares.
+      // etcd3 builds the request in a private field and has no setter for it.
+      (scoped as unknown as { request: { fragment?: boolean } }).request.fragment = true;
       const watcher = scoped.startRevision(String(startRevision)).watcher();
       this.watcher = watcher;
       const confirmation = awaitConfirmation(this.client, () => finish('no confirmation from etcd'));
@@ -191,6 +199,7 @@ export class PrefixMirror<T> {
       let unknownDeleted = false;
       let broken: string | undefined;
       for (const event of response.events) {
+        if (this.overlong.refuses(event.kv.key)) continue;
         const key = event.kv.key.toString();
         const old = next.get(key);
         if (old) {
@@ -203,7 +212,7 @@ export class PrefixMirror<T> {
           this.undecodable.delete(key);
           continue;
         }
-        const cap = brokenCap(this.caps, next.size + 1, bytes + event.kv.value.length);
+        const cap = brokenCap(this.caps, next.size + 1, bytes + event.kv.key.length + event.kv.value.length);
         if (cap) broken = cap;
         const entry = cap ? undefined : this.entryFor(key, event.kv, undefined, this.undecodable);
         if (!entry) continue;
@@ -233,7 +242,7 @@ export class PrefixMirror<T> {
     try {
       const value = this.options.decode(key, kv);
       failing.delete(key);
-      return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value, bytes: kv.value.length };
+      return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value, bytes: kv.key.length + kv.value.length };
     } catch (error) {
       if (!this.undecodable.has(key)) {
         this.options.logger.warn(`${this.options.prefix}: skipping ${printable(key)}: ${printable(messageOf(error))}`);
