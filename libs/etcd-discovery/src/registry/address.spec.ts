@@ -95,3 +95,17 @@ describe('isValidPort', () => {
     expect(isValidPort(port)).toBe(expected);
   });
 });
+
+describe('IPv4 addresses spelled as names', () => {
+  it.each(['0xa9fea9fe', '0xA9.0xFE.0xA9.0xFE', '0x0', '0x7f000001', '0x7f.1', '127.1', 'a.0x10', 'host.123', '0x'])(
+    'refuses %s (the resolver would read it as an IPv4 address)',
+    (host) => {
+      expect(isValidHost(host)).toBe(false);
+      expect(parseHostPort(`${host}:50051`)).toBeUndefined();
+    },
+  );
+
+  it.each(['0xcafe.example', 'x0a', 'a1.b2', 'greeter.internal', 'host-123'])('still takes %s as a name', (host) => {
+    expect(isValidHost(host)).toBe(true);
+  });
+});

@@ -10,8 +10,17 @@ const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:
 /** True for an IPv4/IPv6 literal (IPv6 without brackets) or an RFC 1123 host name. */
 export function isValidHost(host: string): boolean {
   if (isIP(host) !== 0) return true;
-  // An all-numeric name would be a malformed IPv4 address (999.1.1.1), not a DNS name.
-  return HOSTNAME.test(host) && !/^[\d.]+$/.test(host);
+  return HOSTNAME.test(host) && !endsInNumber(host);
+}
+
+/**
+ * A name whose last label is a number is an IPv4 address in disguise: the system resolver reads
+ * `0xa9fea9fe`, `0x7f.1` or `127.1` as 169.254.169.254 or 127.0.0.1 (as the WHATWG URL parser
+ * does), which would slip past every rule about IP addresses. Such names are refused outright.
+ */
+function endsInNumber(host: string): boolean {
+  const last = host.replace(/\.$/, '').split('.').pop() ?? '';
+  return /^(?:\d+|0x[0-9a-f]*)$/i.test(last);
 }
 
 export function isValidPort(port: unknown): port is number {
