@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { MirrorEntry, MirrorSnapshot } from '../registry/prefix-mirror.js';
 import type { ServiceInstance } from '../registry/registry-record.codec.js';
-import { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
+import { AddressPolicy } from '../registry/address-policy.js';
+import { buildInstanceList, decodeEntry, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
 
 const PREFIX = '/services/greeter/';
 
@@ -150,5 +151,33 @@ describe('diffInstances', () => {
     expect(isEmptyDiff(diffInstances([a], [a, b]))).toBe(false);
     expect(isEmptyDiff(diffInstances([a, b], [a]))).toBe(false);
     expect(isEmptyDiff(diffInstances([a], [{ ...a, metadata: { v: 1 } }]))).toBe(false);
+  });
+});
+
+describe('diffInstances on lists not sorted by key', () => {
+  it('gives the same differences as on sorted lists', () => {
+    const a = instance('a', '10.0.0.1:1');
+    const b = instance('b', '10.0.0.2:2');
+    const c = instance('c', '10.0.0.3:3');
+    const b2 = { ...b, metadata: { zone: 'x' } };
+    expect(diffInstances([c, a, b], [b2, c])).toEqual({ added: [], removed: [a], changed: [b2] });
+    expect(diffInstances([a, b], [c, b2, a])).toEqual({ added: [c], removed: [], changed: [b2] });
+  });
+});
+
+describe('decodeEntry', () => {
+  it('prepares a valid record once: the same instance object for every rebuild', () => {
+    const entry = decodeEntry(PREFIX, `${PREFIX}x`, '{"Addr":"10.0.0.1:1","Metadata":{"zone":"a"}}');
+    const snap = new Map([[`${PREFIX}x`, { createRevision: '1', modRevision: '1', value: entry }]]);
+    const first = buildInstanceList(snap).instances[0];
+    expect(first).toEqual({ id: 'x', key: `${PREFIX}x`, address: '10.0.0.1:1', host: '10.0.0.1', port: 1, metadata: { zone: 'a' } });
+    expect(buildInstanceList(snap).instances[0]).toBe(first);
+  });
+
+  it('applies the address policy at decode time', () => {
+    const entry = decodeEntry(PREFIX, `${PREFIX}x`, '{"Addr":"169.254.169.254:80"}', new AddressPolicy());
+    const { instances, skipped } = buildInstanceList(new Map([[`${PREFIX}x`, { createRevision: '1', modRevision: '1', value: entry }]]));
+    expect(instances).toEqual([]);
+    expect(skipped.get(`${PREFIX}x`)).toMatch(/^address policy: 169\.254\.169\.254 is link-local/);
   });
 });

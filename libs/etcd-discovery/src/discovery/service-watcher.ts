@@ -1,13 +1,24 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import { BehaviorSubject, distinctUntilChanged, filter, map, type Observable } from 'rxjs';
+import { errorMessage } from '../common/backoff.js';
+import { LogBudget } from '../common/log-budget.js';
 import { printable } from '../common/printable.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { PrefixMirror, type MirrorSnapshot } from '../registry/prefix-mirror.js';
-import { instanceIdOf } from '../registry/registry-keys.js';
-import { decodeRecord, type ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from '../registry/registry-record.codec.js';
 import type { DiscoveryState } from './discovery-state.js';
-import { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
+import { buildInstanceList, decodeEntry, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
+import { SkippedKeys } from './skipped-keys.js';
+
+/**
+ * Rebuilds of one service's list at most this often: the first change of a burst is published at
+ * once, later ones together at the end of the interval. A writer rewriting one key as fast as etcd
+ * takes it costs a client one rebuild per interval, not one per write.
+ */
+export const REBUILD_INTERVAL_MS = 50;
+/** Membership lines per service and window; the rest is summed up in one line. */
+const MEMBERSHIP_LINES = { perWindow: 20, windowMs: 10_000 };
 
 /**
  * Follows the live instances of one service: a prefix mirror under `<namespace>/<service>/`
@@ -18,8 +29,12 @@ import { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry } from
 export class ServiceWatcher {
   private readonly state$ = new BehaviorSubject<DiscoveryState | undefined>(undefined);
   private readonly mirror: PrefixMirror<DecodedEntry>;
-  private readonly reported = new Set<string>();
+  private readonly skippedKeys: SkippedKeys;
+  private readonly membershipLines: LogBudget;
   private listed?: readonly ServiceInstance[];
+  private pending?: MirrorSnapshot<DecodedEntry>;
+  private lastRebuildAt = -Infinity;
+  private rebuildTimer?: NodeJS.Timeout;
 
   constructor(
     client: Etcd3,
@@ -28,10 +43,14 @@ export class ServiceWatcher {
     private readonly logger: Logger,
     private readonly policy?: AddressPolicy,
   ) {
+    this.skippedKeys = new SkippedKeys(serviceName, logger);
+    this.membershipLines = new LogBudget(MEMBERSHIP_LINES.perWindow, MEMBERSHIP_LINES.windowMs, (count) =>
+      this.logger.log(`${this.serviceName}: ${count} more membership changes in the last ${MEMBERSHIP_LINES.windowMs / 1_000} s; ${this.listed?.length ?? 0} live`),
+    );
     this.mirror = new PrefixMirror<DecodedEntry>(client, {
       prefix,
-      decode: (key, kv: IKeyValue) => ({ ...decodeRecord(kv.value), id: instanceIdOf(prefix, key) }),
-      onChange: (snapshot) => this.update(snapshot),
+      decode: (key, kv: IKeyValue) => decodeEntry(prefix, key, kv.value, policy),
+      onChange: (snapshot) => this.changed(snapshot),
       onListFailed: (reason) => this.listFailed(reason),
       logger,
     });
@@ -55,6 +74,8 @@ export class ServiceWatcher {
 
   stop(): void {
     this.mirror.stop();
+    if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
+    this.membershipLines.flush();
     this.state$.complete();
   }
 
@@ -63,41 +84,52 @@ export class ServiceWatcher {
     return this.mirror.unreachableReason;
   }
 
-  /**
-   * Builds and logs the new list before anything is published; a throw here leaves the mirror's
-   * previous snapshot in place.
-   */
-  private update(snapshot: MirrorSnapshot<DecodedEntry>): void {
+  /** The first change (and the first list) is built at once; a burst after it once per interval. */
+  private changed(snapshot: MirrorSnapshot<DecodedEntry>): void {
+    const wait = this.lastRebuildAt + REBUILD_INTERVAL_MS - Date.now();
+    if (this.listed === undefined || wait <= 0) {
+      // A late timer must not publish an older snapshot after this one.
+      if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
+      this.rebuildTimer = undefined;
+      this.pending = undefined;
+      this.rebuild(snapshot);
+      return;
+    }
+    this.pending = snapshot;
+    this.rebuildTimer ??= setTimeout(() => {
+      this.rebuildTimer = undefined;
+      const next = this.pending;
+      this.pending = undefined;
+      if (!next) return;
+      // A throw here has no caller to hand it to: keep the last list and say why once.
+      try {
+        this.rebuild(next);
+      } catch (error) {
+        this.logger.error(`${this.serviceName}: rebuilding the instance list failed (${printable(errorMessage(error))}); keeping the last one`);
+      }
+    }, wait);
+  }
+
+  /** Builds and logs the new list before publishing it; a throw leaves the previous list in place. */
+  private rebuild(snapshot: MirrorSnapshot<DecodedEntry>): void {
+    this.lastRebuildAt = Date.now();
     const { instances, skipped } = buildInstanceList(snapshot, this.policy);
     const previous = this.listed;
     const diff = diffInstances(previous ?? [], instances);
-    this.reportSkipped(skipped);
+    this.skippedKeys.report(skipped);
     if (previous !== undefined && isEmptyDiff(diff)) return;
     const parts = [
       ...diff.added.map((instance) => `+${instance.address} (${printable(instance.id, 80)})`),
       ...diff.removed.map((instance) => `-${instance.address} (${printable(instance.id, 80)})`),
       ...diff.changed.map((instance) => `~${instance.address} (${printable(instance.id, 80)})`),
     ];
-    if (parts.length > 0) this.logger.log(`${this.serviceName}: ${summarize(parts)}; ${instances.length} live`);
+    if (parts.length > 0) this.membershipLines.spend(() => this.logger.log(`${this.serviceName}: ${summarize(parts)}; ${instances.length} live`));
     this.listed = instances;
     this.state$.next({ kind: 'listed', instances });
   }
 
   private listFailed(reason: string): void {
     if (this.listed === undefined) this.state$.next({ kind: 'unlisted', reason });
-  }
-
-  /**
-   * Each skipped key is logged once while it stays skipped (whatever garbage is rewritten there),
-   * and forgotten when it goes away or becomes valid.
-   */
-  private reportSkipped(skipped: ReadonlyMap<string, string>): void {
-    for (const [key, reason] of skipped) {
-      if (this.reported.has(key)) continue;
-      this.reported.add(key);
-      this.logger.warn(`${this.serviceName}: skipping "${printable(key)}": ${printable(reason)}`);
-    }
-    for (const key of this.reported) if (!skipped.has(key)) this.reported.delete(key);
   }
 }
 
