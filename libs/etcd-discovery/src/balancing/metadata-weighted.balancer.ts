@@ -50,6 +50,7 @@ export class MetadataWeightedBalancer extends EndpointSetBalancer {
 
   protected override onMembership(keys: ReadonlySet<string>): void {
     pruneSmoothWeightedState(this.scores, keys);
+    for (const key of this.reported) if (!keys.has(key)) this.reported.delete(key);
   }
 
   protected createPicker(ready: readonly ReadyEndpoint[]): experimental.Picker {

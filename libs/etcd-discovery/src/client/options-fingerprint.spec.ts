@@ -81,3 +81,15 @@ describe('optionsFingerprint with grpc-js credentials', () => {
     expect(optionsFingerprint({ credentials: credentials.createSsl() })).not.toBe(optionsFingerprint({ credentials: ssl }));
   });
 });
+
+describe('optionsFingerprint with cycles', () => {
+  it('never overflows the stack: the object a cycle returns to counts by identity', () => {
+    const loader: Record<string, unknown> = { keepCase: true };
+    loader.self = loader;
+    const fingerprint = optionsFingerprint({ loader });
+    expect(optionsFingerprint({ loader })).toBe(fingerprint);
+    const other: Record<string, unknown> = { keepCase: true };
+    other.self = other;
+    expect(optionsFingerprint({ loader: other })).not.toBe(fingerprint);
+  });
+});

@@ -5,22 +5,29 @@
  * `credentials.createInsecure()` per call maps to the same client as the last one.
  */
 export function optionsFingerprint(value: unknown): string {
-  return JSON.stringify(normalize(value));
+  return JSON.stringify(normalize(value, new Set()));
 }
 
 const identities = new WeakMap<object, number>();
 let nextIdentity = 0;
 
 /** Strings get an `s` tag and identities an `@` tag, so no string can pass for an identity. */
-function normalize(value: unknown): unknown {
+function normalize(value: unknown, path: Set<object>): unknown {
   if (typeof value === 'string') return `s${value}`;
   if (typeof value === 'function') return `@${identityOf(value)}`;
   if (value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map(normalize);
-  const prototype = Object.getPrototypeOf(value);
-  if (prototype !== Object.prototype && prototype !== null) return `@${identityOf(value)}`;
-  const record = value as Record<string, unknown>;
-  return Object.fromEntries(Object.keys(record).sort().map((key) => [key, normalize(record[key])]));
+  // A cycle cannot be spelled out: the object it returns to counts by identity.
+  if (path.has(value)) return `@${identityOf(value)}`;
+  path.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((item) => normalize(item, path));
+    const prototype = Object.getPrototypeOf(value);
+    if (prototype !== Object.prototype && prototype !== null) return `@${identityOf(value)}`;
+    const record = value as Record<string, unknown>;
+    return Object.fromEntries(Object.keys(record).sort().map((key) => [key, normalize(record[key], path)]));
+  } finally {
+    path.delete(value);
+  }
 }
 
 function identityOf(value: object): number {

@@ -91,9 +91,10 @@ describe('validateOptions etcd.hosts', () => {
     expect(error.message).toMatch(message);
   });
 
-  it('keeps the URL parser error as the cause', () => {
+  it('does not keep the URL parser error (it carries the whole input, credentials included)', () => {
     const error = invalid(() => validateOptions({ etcd: { hosts: ['http://'] } }));
-    expect(error.cause).toBeInstanceOf(TypeError);
+    expect(error.cause).toBeUndefined();
+    expect(error.message).toMatch(/write an endpoint as "http:\/\/host:port"/);
   });
 
   // BUG: WHATWG URL reports an explicit default port (":80" for http, ":443" for https) as port "",
@@ -293,5 +294,24 @@ describe('validateServiceName', () => {
     expect(error.field).toBe('clients[2].serviceName');
     expect(error.value).toBe(name);
     expect(error.message).toMatch(/"clients\[2\]\.serviceName" is invalid.*1-128 letters, digits/);
+  });
+});
+
+describe('validateOptions keeps credentials in URLs out of errors', () => {
+  it.each(['http://root:S3cretPassw0rd@etcd.internal', 'http://root:S3cretPassw0rd@127.0.0.1:2379', 'https://u:S3cret/Passw0rd@[::1]:2379/'])(
+    'refuses %s without showing the password',
+    (host) => {
+      const error = invalid(() => validateOptions({ etcd: { hosts: [host] } }));
+      expect(error.field).toBe('etcd.hosts[0]');
+      expect(error.message).toMatch(/<redacted>@.*etcd\.auth/);
+      expect(`${error.message} ${String(error.value)} ${String(error.cause)}`).not.toContain('S3cret');
+    },
+  );
+
+  it('trims trailing slashes of a long namespace in linear time', () => {
+    const startedAt = performance.now();
+    expect(() => validateOptions({ namespace: `/a${'/'.repeat(40_000)}b` })).toThrow(InvalidDiscoveryOptionsError);
+    expect(validateOptions({ namespace: `/ns${'/'.repeat(40_000)}` }).namespace).toBe('/ns');
+    expect(performance.now() - startedAt).toBeLessThan(200);
   });
 });

@@ -93,11 +93,16 @@ function validateHosts(hosts: unknown): string[] {
   }
   return list.map((host, index) => {
     const field = `etcd.hosts[${index}]`;
+    // user:password@ in a URL would be a password in this message and in every log of it.
+    if (typeof host === 'string' && host.includes('@')) {
+      fail(field, host.replace(/\/\/.*@/, '//<redacted>@'), 'leave credentials out of the URL: give them as etcd.auth { username, password }');
+    }
     let url: URL | undefined;
     try {
       url = typeof host === 'string' ? new URL(host) : undefined;
-    } catch (cause) {
-      fail(field, host, 'write an endpoint as "http://host:port" or "https://host:port"', cause);
+    } catch {
+      // Not kept as the cause: URL's error carries the whole input.
+      fail(field, host, 'write an endpoint as "http://host:port" or "https://host:port"');
     }
     // URL drops a default port (":443" on https), so the explicit port is read from the text.
     const port = typeof host === 'string' ? /:(\d{1,5})\/?$/.exec(host)?.[1] : undefined;
@@ -144,11 +149,18 @@ function validateAuth(auth: unknown): { username: string; password: string } {
 }
 
 function validateNamespace(namespace: unknown): string {
-  const trimmed = typeof namespace === 'string' ? namespace.replace(/\/+$/, '') : namespace;
+  const trimmed = typeof namespace === 'string' ? trimTrailingSlashes(namespace) : namespace;
   if (typeof trimmed !== 'string' || !NAMESPACE_PATTERN.test(trimmed)) {
     fail('namespace', namespace, 'use path segments of letters, digits, ".", "_" or "-", such as "/services" or "/prod/services"');
   }
   return trimmed;
+}
+
+/** A loop, not /\/+$/: that regex is quadratic on a long run of slashes not at the end. */
+function trimTrailingSlashes(text: string): string {
+  let end = text.length;
+  while (end > 0 && text[end - 1] === '/') end -= 1;
+  return text.slice(0, end);
 }
 
 function validateRegistrations(registration: unknown): ResolvedRegistration[] {
