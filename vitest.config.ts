@@ -9,8 +9,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
-    // Results directories of the fault and security suites; after the run they write test/faults/results.json with
-    // docs/reliability.md, and test/security/results.json (git-ignored: a test run leaves the tree clean).
+    // Results directories of the fault and security suites; after the run they write test/faults/results.json (and
+    // .tmp/reports/reliability.md, which `npm run report` copies to docs/) and test/security/results.json. All are
+    // git-ignored: a test run leaves the tree clean.
     globalSetup: ['test/faults/global-setup.ts', 'test/security/global-setup.ts'],
     reporters: ['default'],
   },

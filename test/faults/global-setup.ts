@@ -1,6 +1,7 @@
 // Vitest global setup for the fault suite: one fresh results directory per run, handed to the scenario files
-// (inject('faultResultsDir')); after the run, if any scenario recorded a result, test/faults/results.json and
-// docs/reliability.md are generated from them. Runs that include no fault scenario write nothing.
+// (inject('faultResultsDir')); after the run, if any scenario recorded a result, test/faults/results.json and the
+// reliability report (.tmp/reports/, copied to docs/ by `npm run report`) are generated from them. Runs that
+// include no fault scenario write nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

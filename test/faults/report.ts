@@ -1,5 +1,6 @@
-// The generator: the fault suite's results as test/faults/results.json and docs/reliability.md (a table of the
-// same entries, with the date and the machine of the run). Called by global-setup.ts after the run; pure Node.
+// The generator: the fault suite's results as test/faults/results.json and a reliability report (a table of the
+// same entries, with the date and the machine of the run), both git-ignored. Called by global-setup.ts after the
+// run; pure Node. `npm run report` copies the report to docs/reliability.md: a test run never rewrites docs/.
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -9,7 +10,8 @@ import { promisify } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const RESULTS_JSON = join(ROOT, 'test', 'faults', 'results.json');
-export const RELIABILITY_MD = join(ROOT, 'docs', 'reliability.md');
+/** The last complete run's report; scripts/report.mjs copies it to docs/reliability.md. */
+export const RELIABILITY_MD = join(ROOT, '.tmp', 'reports', 'reliability.md');
 
 export interface ScenarioResult {
   /** "<number>. <title>", e.g. "3. one greeter cut from etcd longer than its TTL". */
@@ -73,7 +75,7 @@ export function scenarioCounts(): Map<string, number> {
 
 /**
  * Writes both files; returns their paths. Only a run of every scenario file replaces test/faults/results.json
- * and docs/reliability.md; a partial run (one file, a filter) writes its report under .tmp/ instead.
+ * and the report; a partial run (one file, a filter) writes both under .tmp/fault-report-partial/ instead.
  */
 export async function writeReport(results: readonly RecordedResult[], run: RunInfo): Promise<string[]> {
   const ran = new Map<string, number>();

@@ -1,6 +1,6 @@
 // The collector: every scenario appends its result as one JSON fragment in the run's results directory
 // (scenario files run in separate worker processes). test/faults/global-setup.ts creates that directory and,
-// after the run, turns the fragments into test/faults/results.json and docs/reliability.md (report.ts).
+// after the run, turns the fragments into test/faults/results.json and the reliability report (report.ts).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inject } from 'vitest';
