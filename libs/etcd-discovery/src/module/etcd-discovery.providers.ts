@@ -46,11 +46,11 @@ export const coreProviders: Provider[] = [
 ];
 
 /** A password sent over plain http to another machine can be read on the way: say so once. */
-function warnOnClearTextPassword(etcd: ResolvedDiscoveryOptions['etcd']): void {
+export function warnOnClearTextPassword(etcd: ResolvedDiscoveryOptions['etcd'], logger: Pick<Logger, 'warn'> = new Logger('EtcdDiscovery')): void {
   if (!etcd.auth) return;
   const exposed = etcd.hosts.filter((host) => host.startsWith('http://') && !isLoopbackEtcdHost(host));
   if (exposed.length === 0) return;
-  new Logger('EtcdDiscovery').warn(
+  logger.warn(
     `etcd.auth is sent in clear text to ${exposed.join(', ')}: use https:// hosts with etcd.tls outside a trusted network`,
   );
 }
