@@ -23,4 +23,4 @@ export {
   type OutlierDetectionOptions,
   type RetryOptions,
 } from './client/index.js';
-export type { ServiceInstance } from './registry/index.js';
+export type { RegisteredInstance, ServiceInstance } from './registry/index.js';

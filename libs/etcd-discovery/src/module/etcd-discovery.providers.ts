@@ -55,7 +55,7 @@ export function warnOnClearTextPassword(etcd: ResolvedDiscoveryOptions['etcd'], 
   );
 }
 
-export const exportedProviders = [ClientFactory, EtcdRegistration, RESOLVED_DISCOVERY_OPTIONS];
+export const exportedProviders = [ClientFactory, EtcdRegistration];
 
 /** One provider per registered client, for `@InjectDiscoveredClient(serviceName)`. */
 export function discoveredClientProviders(clients: readonly DiscoveredClientRegistration[]): Provider[] {

@@ -2,7 +2,7 @@ import type { Logger } from '@nestjs/common';
 import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../common/backoff.js';
 import type { ResolvedRegistration } from '../module/resolved-options.js';
-import type { HostPort } from './address.js';
+import { formatHostPort, type HostPort } from './address.js';
 import type { GrantedLease, LeaseKeeper } from './lease-keeper.js';
 import { describeEtcdFailure, retryDelayAfter } from './etcd-failure.js';
 import { PrefixMirror } from './prefix-mirror.js';
@@ -16,9 +16,15 @@ export interface ServingEndpoint {
   readonly grpcServices: readonly string[];
 }
 
+/** One record this process keeps in etcd. */
 export interface RegisteredInstance {
   readonly serviceName: string;
   readonly key: string;
+  /** The advertised address, `host:port` (`[v6]:port`), as clients dial it. */
+  readonly address: string;
+  /** The record's metadata, with what the registrar adds (`grpcServices`, `startedAt`). */
+  readonly metadata: Readonly<Record<string, unknown>>;
+  /** The record as written to etcd (etcd's naming JSON). */
   readonly value: string;
 }
 
@@ -78,7 +84,7 @@ export class Registrar {
       const address = { host: registration.host ?? endpoint.address.host, port: registration.port ?? endpoint.address.port };
       const metadata = { ...registration.metadata, grpcServices: [...endpoint.grpcServices], startedAt };
       const key = instanceKey(this.namespace, registration.serviceName, this.instanceId);
-      return { serviceName: registration.serviceName, key, value: encodeRecord(address, metadata) };
+      return { serviceName: registration.serviceName, key, address: formatHostPort(address), metadata, value: encodeRecord(address, metadata) };
     });
     for (const record of this.records) {
       const mirror = new PrefixMirror<OwnKeyState>(this.client, {

@@ -27,7 +27,6 @@ export class DiscoverableGrpcServer extends ServerGrpc {
   constructor(
     private readonly grpcOptions: GrpcServerOptions,
     private readonly registration: EtcdRegistration,
-    private readonly shutdownTimeoutMs: number,
   ) {
     super(grpcOptions);
   }
@@ -72,7 +71,8 @@ export class DiscoverableGrpcServer extends ServerGrpc {
     await this.registration.withdraw();
     if (!server) return;
     this.grpcClient = null;
-    const outcome = await shutdownGracefully(server, this.shutdownTimeoutMs);
-    if (outcome === 'forced') this.log.warn(`in-flight calls cancelled after the ${this.shutdownTimeoutMs} ms shutdown deadline`);
+    const timeoutMs = this.registration.shutdownTimeoutMs;
+    const outcome = await shutdownGracefully(server, timeoutMs);
+    if (outcome === 'forced') this.log.warn(`in-flight calls cancelled after the ${timeoutMs} ms shutdown deadline`);
   }
 }

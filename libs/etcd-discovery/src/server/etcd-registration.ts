@@ -30,6 +30,11 @@ export class EtcdRegistration {
     return this.registrar?.instances ?? [];
   }
 
+  /** How long the server's graceful shutdown waits for in-flight calls (`server.shutdownTimeoutMs`): all server timing lives here. */
+  get shutdownTimeoutMs(): number {
+    return this.options.server.shutdownTimeoutMs;
+  }
+
   get isRegistered(): boolean {
     return this.registrar?.isRegistered ?? false;
   }

@@ -1,6 +1,4 @@
 import type { AsyncMicroserviceOptions, CustomStrategy, GrpcOptions } from '@nestjs/microservices';
-import { RESOLVED_DISCOVERY_OPTIONS } from '../module/etcd-discovery.constants.js';
-import type { ResolvedDiscoveryOptions } from '../module/resolved-options.js';
 import { DiscoverableGrpcServer } from './discoverable-grpc.server.js';
 import { EtcdRegistration } from './etcd-registration.js';
 
@@ -15,9 +13,7 @@ import { EtcdRegistration } from './etcd-registration.js';
  */
 export function withEtcdDiscovery(options: GrpcOptions['options']): AsyncMicroserviceOptions & { useFactory: (...args: never[]) => CustomStrategy } {
   return {
-    inject: [EtcdRegistration, RESOLVED_DISCOVERY_OPTIONS],
-    useFactory: (registration: EtcdRegistration, resolved: ResolvedDiscoveryOptions): CustomStrategy => ({
-      strategy: new DiscoverableGrpcServer(options, registration, resolved.server.shutdownTimeoutMs),
-    }),
+    inject: [EtcdRegistration],
+    useFactory: (registration: EtcdRegistration): CustomStrategy => ({ strategy: new DiscoverableGrpcServer(options, registration) }),
   };
 }
