@@ -3,7 +3,7 @@
 // instances. Options go through the library's own validateOptions, the client through createEtcdClient.
 import { LIB_DIST, now, quietLogger } from './common.mjs';
 
-const { validateOptions } = await import(`${LIB_DIST}module/validate-options.js`);
+const { validateOptions } = await import(`${LIB_DIST}options/validate-options.js`);
 const { createEtcdClient } = await import(`${LIB_DIST}registry/etcd-client.factory.js`);
 const { LeaseKeeper } = await import(`${LIB_DIST}registry/lease-keeper.js`);
 const { Registrar } = await import(`${LIB_DIST}registry/registrar.js`);

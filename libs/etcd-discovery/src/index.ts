@@ -1,6 +1,6 @@
 // The public API. Everything not exported here is internal and may change in any release.
+export { EtcdDiscoveryModule } from './module/index.js';
 export {
-  EtcdDiscoveryModule,
   InvalidDiscoveryOptionsError,
   type EtcdConnectionOptions,
   type EtcdDiscoveryModuleAsyncOptions,
@@ -9,7 +9,7 @@ export {
   type EtcdTlsOptions,
   type RegistrationOptions,
   type ServerLifecycleOptions,
-} from './module/index.js';
+} from './options/index.js';
 export { DiscoverableGrpcServer, EtcdRegistration, withEtcdDiscovery } from './server/index.js';
 export {
   ClientFactory,
@@ -23,4 +23,5 @@ export {
   type OutlierDetectionOptions,
   type RetryOptions,
 } from './client/index.js';
-export type { RegisteredInstance, ServiceInstance } from './registry/index.js';
+export type { ServiceInstance } from './discovery/index.js';
+export type { RegisteredInstance } from './registry/index.js';

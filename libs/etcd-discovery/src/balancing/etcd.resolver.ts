@@ -3,9 +3,9 @@ import { Logger } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
 import { errorMessage } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
-import type { InstanceSource } from '../discovery/discovery-hub.js';
+import type { InstanceSource } from '../discovery/instance-source.js';
 import type { DiscoveryState } from '../discovery/discovery-state.js';
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from '../discovery/service-instance.js';
 import { routeInstances, type InstanceSelector } from './instance-routing.js';
 
 const TRACER_NAME = 'etcd_resolver';

@@ -6,7 +6,6 @@ export { ETCD_SCHEME, type DiscoveredEndpoint } from './etcd.resolver.js';
 export { routeInstances, type InstanceSelector } from './instance-routing.js';
 export { METADATA_WEIGHTED_POLICY } from './metadata-weighted.balancer.js';
 export { P2C_EWMA_POLICY } from './p2c-ewma.balancer.js';
-export { buildServiceConfig, LOAD_BALANCING_POLICIES, type LoadBalancingPolicy } from './service-config.js';
 
 /** Registers the etcd resolver and our balancing policies with the shared grpc-js; idempotent. */
 export function setupBalancing(): void {

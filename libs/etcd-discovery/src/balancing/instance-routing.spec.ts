@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from '../discovery/service-instance.js';
 import { isValidVersionRange, matchesSelector, routeInstances, type InstanceSelector } from './instance-routing.js';
 
 function instance(id: string, metadata: Record<string, unknown>): ServiceInstance {

@@ -1,5 +1,5 @@
 import semver from 'semver';
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from '../discovery/service-instance.js';
 
 /** Which instances a client may call, applied before balancing. */
 export interface InstanceSelector {

@@ -1,7 +1,8 @@
 import { experimental, logVerbosity } from '@grpc/grpc-js';
 import { Logger } from '@nestjs/common';
 import { printable } from '../common/printable.js';
-import { DEFAULT_WEIGHT, wellKnownMetadata } from '../registry/well-known-metadata.js';
+import { DEFAULT_WEIGHT } from '../options/metadata-rules.js';
+import { wellKnownMetadata } from '../registry/well-known-metadata.js';
 import type { DiscoveredEndpoint } from './etcd.resolver.js';
 import { fieldLessPolicyConfig } from './field-less-policy-config.js';
 import { EndpointSetBalancer, type ReadyEndpoint } from './endpoint-set.balancer.js';

@@ -1,6 +1,6 @@
 import type { GrpcOptions } from '@nestjs/microservices';
 import type { InstanceSelector } from '../balancing/instance-routing.js';
-import type { LoadBalancingPolicy, OutlierDetectionOptions, RetryOptions } from '../balancing/service-config.js';
+import type { LoadBalancingPolicy, OutlierDetectionOptions, RetryOptions } from './service-config.js';
 
 export type { InstanceSelector, LoadBalancingPolicy, OutlierDetectionOptions, RetryOptions };
 

@@ -9,3 +9,5 @@ export type {
 } from './discovered-client-options.interface.js';
 export { InjectDiscoveredClient, discoveredClientToken } from './inject-discovered-client.decorator.js';
 export { NoLiveInstanceError } from './no-live-instance.error.js';
+export { buildServiceConfig, LOAD_BALANCING_POLICIES } from './service-config.js';
+export { validateClientOptions, type ResolvedClientOptions } from './validate-client-options.js';

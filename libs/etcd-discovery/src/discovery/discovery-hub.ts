@@ -3,23 +3,13 @@ import type { Etcd3 } from 'etcd3';
 import { distinctUntilChanged, filter, map, Observable, ReplaySubject, share, timer } from 'rxjs';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { servicePrefix } from '../registry/registry-keys.js';
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from './service-instance.js';
 import type { DiscoveryState } from './discovery-state.js';
+import type { InstanceSource } from './instance-source.js';
 import { ServiceWatcher } from './service-watcher.js';
 
 /** A watch outlives its last subscriber this long, so a channel that goes idle and back does not re-list. */
 const LINGER_MS = 30_000;
-
-/** Anything that can tell the live instances of a service: what the resolver reads. */
-export interface InstanceSource {
-  /** The live instances, once listed; re-emits on every change. */
-  watch(serviceName: string): Observable<readonly ServiceInstance[]>;
-  /** As `watch`, plus why the service cannot be listed while it never has been. */
-  states(serviceName: string): Observable<DiscoveryState>;
-  prefixOf(serviceName: string): string;
-  /** Why the service's instances cannot be listed right now (etcd unreachable), if that is the case. */
-  unreachableReason?(serviceName: string): string | undefined;
-}
 
 /**
  * ONE watcher per service per process, shared by every channel and subscriber of that service,

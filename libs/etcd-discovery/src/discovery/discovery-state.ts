@@ -1,4 +1,4 @@
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from './service-instance.js';
 
 /**
  * What a process knows about one service: its routable instances once etcd has been listed, or,

@@ -1,4 +1,6 @@
-export { DiscoveryHub, type InstanceSource } from './discovery-hub.js';
+export { DiscoveryHub } from './discovery-hub.js';
+export type { InstanceSource } from './instance-source.js';
 export type { DiscoveryState } from './discovery-state.js';
 export { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry, type InstanceListDiff } from './instance-list.js';
+export type { ServiceInstance } from './service-instance.js';
 export { ServiceWatcher } from './service-watcher.js';

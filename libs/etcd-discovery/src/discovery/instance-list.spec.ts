@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MirrorEntry, MirrorSnapshot } from '../registry/prefix-mirror.js';
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from './service-instance.js';
 import { AddressPolicy } from '../registry/address-policy.js';
 import { buildInstanceList, decodeEntry, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
 

@@ -1,8 +1,9 @@
 import type { MirrorEntry, MirrorSnapshot } from '../registry/prefix-mirror.js';
-import { endpointKey, formatHostPort } from '../registry/address.js';
+import { endpointKey, formatHostPort } from '../common/host-port.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { instanceIdOf } from '../registry/registry-keys.js';
-import { decodeRecord, metadataKey, type DecodeResult, type ServiceInstance } from '../registry/registry-record.codec.js';
+import { decodeRecord, metadataKey, type DecodeResult } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from './service-instance.js';
 
 /** What the service watcher keeps per key: the decoded record or why it was skipped. */
 export type DecodedEntry = DecodeResult & { readonly id?: string; readonly prepared?: PreparedEntry };

@@ -6,7 +6,7 @@ import { LogBudget } from '../common/log-budget.js';
 import { printable } from '../common/printable.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { PrefixMirror, type MirrorSnapshot } from '../registry/prefix-mirror.js';
-import type { ServiceInstance } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from './service-instance.js';
 import type { DiscoveryState } from './discovery-state.js';
 import { buildInstanceList, decodeEntry, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
 import { SkippedKeys } from './skipped-keys.js';

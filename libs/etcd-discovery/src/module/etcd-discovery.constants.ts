@@ -1,13 +1,3 @@
 export const ETCD_DISCOVERY_OPTIONS = Symbol('ETCD_DISCOVERY_OPTIONS');
 export const RESOLVED_DISCOVERY_OPTIONS = Symbol('RESOLVED_DISCOVERY_OPTIONS');
 export const ETCD_CLIENT = Symbol('ETCD_CLIENT');
-
-export const DEFAULT_HOSTS = ['http://127.0.0.1:2379'];
-export const DEFAULT_NAMESPACE = '/services';
-export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
-export const DEFAULT_TTL_SECONDS = 10;
-export const DEFAULT_DRAIN_DELAY_MS = 1_000;
-export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
-export const DEFAULT_DISCOVERY_TIMEOUT_MS = 10_000;
-/** etcd's lease TTL floor is about 1.5 x election timeout; below 2 s leases expire spuriously. */
-export const MIN_TTL_SECONDS = 2;

@@ -9,7 +9,7 @@ import type {
   EtcdDiscoveryModuleAsyncOptions,
   EtcdDiscoveryModuleOptions,
   EtcdDiscoveryOptionsFactory,
-} from './etcd-discovery-options.interface.js';
+} from '../options/etcd-discovery-options.interface.js';
 import { coreProviders, discoveredClientProviders, exportedProviders } from './etcd-discovery.providers.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { warnOnClearTextPassword } from './etcd-discovery.providers.js';
-import { validateOptions } from './validate-options.js';
+import { validateOptions } from '../options/validate-options.js';
 
 /** Only the warning is checked here: no client is made, nothing is sent anywhere. */
 function warningsFor(hosts: string[], auth = true): string[] {

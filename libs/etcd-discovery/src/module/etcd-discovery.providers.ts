@@ -8,9 +8,9 @@ import { AddressPolicy } from '../registry/address-policy.js';
 import { createEtcdClient } from '../registry/etcd-client.factory.js';
 import { EtcdRegistration } from '../server/etcd-registration.js';
 import { ETCD_CLIENT, ETCD_DISCOVERY_OPTIONS, RESOLVED_DISCOVERY_OPTIONS } from './etcd-discovery.constants.js';
-import type { EtcdDiscoveryModuleOptions } from './etcd-discovery-options.interface.js';
-import type { ResolvedDiscoveryOptions } from './resolved-options.js';
-import { isLoopbackEtcdHost, validateOptions } from './validate-options.js';
+import type { EtcdDiscoveryModuleOptions } from '../options/etcd-discovery-options.interface.js';
+import type { ResolvedDiscoveryOptions } from '../options/resolved-options.js';
+import { isLoopbackEtcdHost, validateOptions } from '../options/validate-options.js';
 
 /** Providers shared by forRoot and forRootAsync; they differ only in how ETCD_DISCOVERY_OPTIONS is made. */
 export const coreProviders: Provider[] = [

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalHost, endpointKey } from './address.js';
-import { AddressPolicy, parseAllowEntry } from './address-policy.js';
+import { canonicalHost, endpointKey } from '../common/host-port.js';
+import { AddressPolicy } from './address-policy.js';
 
 describe('AddressPolicy (default)', () => {
   const policy = new AddressPolicy();
@@ -55,22 +55,6 @@ describe('AddressPolicy (allow list)', () => {
     expect(wide.refusal('0.0.0.0')).toMatch(/unspecified/);
     expect(wide.refusal('224.0.0.1')).toMatch(/multicast/);
     expect(wide.refusal('10.0.0.1')).toBeUndefined();
-  });
-});
-
-describe('parseAllowEntry', () => {
-  it.each([
-    ['10.0.0.0/8', { kind: 'net', network: '10.0.0.0', prefix: 8, family: 'ipv4' }],
-    ['10.0.0.1', { kind: 'net', network: '10.0.0.1', prefix: 32, family: 'ipv4' }],
-    ['fd00::/8', { kind: 'net', network: 'fd00::', prefix: 8, family: 'ipv6' }],
-    ['*.example.com', { kind: 'suffix', suffix: '.example.com' }],
-    ['Host.Example', { kind: 'name', name: 'host.example' }],
-  ])('reads %s', (entry, parsed) => {
-    expect(parseAllowEntry(entry)).toEqual(parsed);
-  });
-
-  it.each(['10.0.0.0/33', '10.0.0.0/x', '10.0.0.0/8/1', '::/129', '*.', '*', 'a b', '999.1.1.1', '', 7, null])('refuses %j', (entry) => {
-    expect(parseAllowEntry(entry)).toBeUndefined();
   });
 });
 

@@ -1,6 +1,6 @@
 import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import type { ResolvedDiscoveryOptions } from '../module/resolved-options.js';
+import type { ResolvedDiscoveryOptions } from '../options/resolved-options.js';
 import { isResponseTooLarge } from './etcd-failure.js';
 
 /**

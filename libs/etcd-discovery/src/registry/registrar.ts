@@ -1,8 +1,8 @@
 import type { Logger } from '@nestjs/common';
 import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../common/backoff.js';
-import type { ResolvedRegistration } from '../module/resolved-options.js';
-import { formatHostPort, type HostPort } from './address.js';
+import type { ResolvedRegistration } from '../options/resolved-options.js';
+import { formatHostPort, type HostPort } from '../common/host-port.js';
 import type { GrantedLease, LeaseKeeper } from './lease-keeper.js';
 import { describeEtcdFailure, retryDelayAfter } from './etcd-failure.js';
 import { PrefixMirror } from './prefix-mirror.js';

@@ -1,36 +1,13 @@
 import { printable } from '../common/printable.js';
-import { formatHostPort, parseHostPort, type HostPort } from './address.js';
+import { formatHostPort, parseHostPort, type HostPort } from '../common/host-port.js';
+import { MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_RECORD_BYTES, metadataShapeProblem } from '../options/metadata-rules.js';
 import { wellKnownMetadata } from './well-known-metadata.js';
 
-/**
- * One live instance as clients see it. The wire format is etcd's own naming format
- * (`go.etcd.io/etcd/client/v3/naming/endpoints`): `{"Addr":"10.0.0.7:50051","Metadata":{...}}`.
- */
-export interface ServiceInstance {
-  readonly id: string;
-  readonly key: string;
-  readonly address: string;
-  readonly host: string;
-  readonly port: number;
-  /** Deep-frozen; at most 8 levels, 64 keys per object, 32 KiB of JSON. */
-  readonly metadata: Readonly<Record<string, unknown>>;
-}
+export { MAX_METADATA_ARRAY, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_METADATA_KEYS, MAX_RECORD_BYTES } from '../options/metadata-rules.js';
 
 export type DecodeResult =
   | { readonly ok: true; readonly address: HostPort; readonly metadata: Readonly<Record<string, unknown>> }
   | { readonly ok: false; readonly reason: string };
-
-/**
- * Anything read from etcd may have been written by a buggy or hostile process, so a record is
- * bounded before anything walks it: a 10 KB value nested 5,000 levels deep parses fine, but every
- * later JSON.stringify of it throws (stack overflow). These bounds are above what a registration
- * writes (options allow 16 KiB of user metadata, to which the registrar adds a few fields).
- */
-export const MAX_RECORD_BYTES = 64 * 1024;
-export const MAX_METADATA_BYTES = 32 * 1024;
-export const MAX_METADATA_DEPTH = 8;
-export const MAX_METADATA_KEYS = 64;
-export const MAX_METADATA_ARRAY = 256;
 
 /** Go's deprecated `naming.Update` used Op 1 for a delete left in place. */
 const GO_NAMING_OP_DELETE = 1;
@@ -67,7 +44,7 @@ export function decodeRecord(value: Buffer | string): DecodeResult {
   if (!address) return reject(`"Addr" is not host:port: ${preview(parsed.Addr)}`);
   const metadata = parsed.Metadata ?? EMPTY;
   if (!isPlainObject(metadata)) return reject('"Metadata" is not an object');
-  const problem = shapeProblem(metadata, 1);
+  const problem = metadataShapeProblem(metadata);
   if (problem) return reject(`"Metadata" ${problem}`);
   const bytes = Buffer.byteLength(metadataKey(metadata));
   if (bytes > MAX_METADATA_BYTES) return reject(`"Metadata" is ${bytes} bytes of JSON, over ${MAX_METADATA_BYTES}`);
@@ -119,27 +96,6 @@ function nestingExceeds(text: string, limit: number): boolean {
     } else if (char === 0x7d || char === 0x5d) depth--;
   }
   return false;
-}
-
-/** Keys per object and items per array; depth is bounded by the scan, so this recursion is too. */
-function shapeProblem(value: unknown, depth: number): string | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  if (depth > MAX_METADATA_DEPTH) return `is nested deeper than ${MAX_METADATA_DEPTH} levels`;
-  if (Array.isArray(value)) {
-    if (value.length > MAX_METADATA_ARRAY) return `has an array of ${value.length} items, over ${MAX_METADATA_ARRAY}`;
-    for (const item of value) {
-      const problem = shapeProblem(item, depth + 1);
-      if (problem) return problem;
-    }
-  } else {
-    const entries = Object.keys(value);
-    if (entries.length > MAX_METADATA_KEYS) return `has an object of ${entries.length} keys, over ${MAX_METADATA_KEYS}`;
-    for (const key of entries) {
-      const problem = shapeProblem((value as Record<string, unknown>)[key], depth + 1);
-      if (problem) return problem;
-    }
-  }
-  return undefined;
 }
 
 function deepFreeze(value: unknown): void {

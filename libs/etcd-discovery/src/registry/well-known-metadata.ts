@@ -1,8 +1,9 @@
+import { DEFAULT_WEIGHT, WELL_KNOWN_RULES, type FieldRule } from '../options/metadata-rules.js';
+
 /**
- * The metadata fields this library gives a meaning to, with their one rule each. Registration
- * options are checked against these rules (a bad value is the user's error: thrown at startup),
- * and records read from etcd through them (a bad value there is somebody else's: counted as the
- * default and reported).
+ * The metadata fields this library gives a meaning to, read from a record through their rules
+ * (options/metadata-rules.ts): a bad value there is somebody else's, so it counts as the default and
+ * is reported, where the same value in the registration options is the user's error, thrown at startup.
  */
 export interface WellKnownMetadata {
   /** Smooth weighted round robin weight: an integer 0..MAX_WEIGHT; 0 = standby. */
@@ -11,33 +12,6 @@ export interface WellKnownMetadata {
   readonly version?: string;
   /** What was wrong with a field, if anything: e.g. `weight -1 is not ...; using 1`. */
   readonly problems: readonly string[];
-}
-
-export const DEFAULT_WEIGHT = 1;
-export const MAX_WEIGHT = 1_000_000;
-
-interface FieldRule {
-  readonly field: 'weight' | 'zone' | 'version';
-  readonly accepts: (value: unknown) => boolean;
-  /** What the value must be, in words, for error messages. */
-  readonly expected: string;
-  /** What a record with a bad value gets instead, in words. */
-  readonly instead: string;
-}
-
-export const WELL_KNOWN_RULES: readonly FieldRule[] = [
-  {
-    field: 'weight',
-    accepts: (value) => typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_WEIGHT,
-    expected: `a whole number from 0 to ${MAX_WEIGHT} (0 = standby only)`,
-    instead: `counting it as ${DEFAULT_WEIGHT}`,
-  },
-  { field: 'zone', accepts: isShortString, expected: 'a string of at most 128 characters', instead: 'treating it as no zone' },
-  { field: 'version', accepts: isShortString, expected: 'a string of at most 128 characters', instead: 'treating it as no version' },
-];
-
-function isShortString(value: unknown): boolean {
-  return typeof value === 'string' && value.length <= 128;
 }
 
 /** The well-known fields of a metadata object; read once per record (decode) and cached by identity. */

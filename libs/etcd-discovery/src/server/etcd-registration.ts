@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Etcd3 } from 'etcd3';
 import { sleep } from '../common/backoff.js';
-import type { ResolvedDiscoveryOptions } from '../module/resolved-options.js';
+import type { ResolvedDiscoveryOptions } from '../options/resolved-options.js';
 import { LeaseKeeper } from '../registry/lease-keeper.js';
 import { Registrar, type RegisteredInstance, type ServingEndpoint } from '../registry/registrar.js';
 import { newInstanceId } from '../registry/registry-keys.js';

@@ -1,6 +1,6 @@
 import { Module, type DynamicModule, type OnApplicationShutdown } from '@nestjs/common';
 import { ClientFactory } from '../client/client-factory.js';
-import { DEFAULT_DISCOVERY_TIMEOUT_MS } from '../module/etcd-discovery.constants.js';
+import { DEFAULT_DISCOVERY_TIMEOUT_MS } from '../options/defaults.js';
 import { StaticInstanceSource, type StaticInstance } from './static-instance-source.js';
 
 export interface EtcdDiscoveryTestingOptions {

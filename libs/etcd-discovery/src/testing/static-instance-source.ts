@@ -1,10 +1,11 @@
 import { BehaviorSubject, map, type Observable } from 'rxjs';
-import type { InstanceSource } from '../discovery/discovery-hub.js';
+import type { InstanceSource } from '../discovery/instance-source.js';
 import type { DiscoveryState } from '../discovery/discovery-state.js';
-import { DEFAULT_NAMESPACE } from '../module/etcd-discovery.constants.js';
-import { formatHostPort, parseHostPort } from '../registry/address.js';
+import { DEFAULT_NAMESPACE } from '../options/defaults.js';
+import { formatHostPort, parseHostPort } from '../common/host-port.js';
 import { servicePrefix } from '../registry/registry-keys.js';
-import { decodeRecord, encodeRecord, type ServiceInstance } from '../registry/registry-record.codec.js';
+import { decodeRecord, encodeRecord } from '../registry/registry-record.codec.js';
+import type { ServiceInstance } from '../discovery/service-instance.js';
 
 /** An instance given to the testing module: `'127.0.0.1:50051'`, or with metadata (zone, weight, version...). */
 export type StaticInstance = string | { readonly address: string; readonly metadata?: Record<string, unknown>; readonly id?: string };

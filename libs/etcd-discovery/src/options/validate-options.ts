@@ -1,8 +1,7 @@
 import { isIP } from 'node:net';
-import { isValidHost, isValidPort } from '../registry/address.js';
-import { parseAllowEntry } from '../registry/address-policy.js';
-import { decodeRecord, encodeRecord } from '../registry/registry-record.codec.js';
-import { WELL_KNOWN_RULES } from '../registry/well-known-metadata.js';
+import { isValidHost, isValidPort } from '../common/host-port.js';
+import { parseAllowEntry } from './allowed-addresses.js';
+import { metadataShapeProblem, WELL_KNOWN_RULES } from './metadata-rules.js';
 import {
   DEFAULT_DISCOVERY_TIMEOUT_MS,
   DEFAULT_DRAIN_DELAY_MS,
@@ -12,7 +11,7 @@ import {
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_TTL_SECONDS,
   MIN_TTL_SECONDS,
-} from './etcd-discovery.constants.js';
+} from './defaults.js';
 import type { EtcdDiscoveryModuleOptions, RegistrationOptions } from './etcd-discovery-options.interface.js';
 import { failOption as fail } from './invalid-options.error.js';
 import type { ResolvedDiscoveryOptions, ResolvedRegistration } from './resolved-options.js';
@@ -202,9 +201,9 @@ function validateMetadata(field: string, metadata: unknown): Record<string, unkn
   if (Buffer.byteLength(json) > MAX_METADATA_BYTES) {
     fail(field, `${Buffer.byteLength(json)} bytes`, `keep metadata under ${MAX_METADATA_BYTES} bytes of JSON`);
   }
-  // Clients read records through the codec's bounds: refuse here what every client would skip.
-  const decoded = decodeRecord(encodeRecord({ host: '127.0.0.1', port: 1 }, { ...(JSON.parse(json) as object), ...ADDED_METADATA }));
-  if (!decoded.ok) fail(field, '{...}', `clients would skip this record: ${decoded.reason} (at most 8 levels, 62 keys per object)`);
+  // Clients read records with the same bounds: refuse here what every client would skip.
+  const problem = metadataShapeProblem({ ...(JSON.parse(json) as object), ...ADDED_METADATA });
+  if (problem) fail(field, '{...}', `clients would skip this record: "Metadata" ${problem} (at most 8 levels, 62 keys per object)`);
   return JSON.parse(json) as Record<string, unknown>;
 }
 

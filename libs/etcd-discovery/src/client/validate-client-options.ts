@@ -1,12 +1,11 @@
 import { experimental, status as Status } from '@grpc/grpc-js';
 // grpc-js's own service config check, so a bad config fails at startup, not at the first call.
 import { validateServiceConfig } from '@grpc/grpc-js/build/src/service-config.js';
-import { setupBalancing } from '../balancing/index.js';
 import { isValidVersionRange, type InstanceSelector } from '../balancing/instance-routing.js';
-import { buildServiceConfig, LOAD_BALANCING_POLICIES, type OutlierDetectionOptions, type RetryOptions } from '../balancing/service-config.js';
-import type { DiscoveredClientOptions } from '../client/discovered-client-options.interface.js';
-import { failOption as fail } from './invalid-options.error.js';
-import { validateServiceName } from './validate-options.js';
+import { buildServiceConfig, LOAD_BALANCING_POLICIES, type OutlierDetectionOptions, type RetryOptions } from './service-config.js';
+import type { DiscoveredClientOptions } from './discovered-client-options.interface.js';
+import { failOption as fail } from '../options/invalid-options.error.js';
+import { validateServiceName } from '../options/validate-options.js';
 
 const NAME_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/;
 const EJECTION_KEYS = ['stdevFactor', 'threshold', 'enforcementPercentage', 'minimumHosts', 'requestVolume'];
@@ -59,9 +58,11 @@ export interface ResolvedClientOptions {
   readonly select: InstanceSelector;
 }
 
-/** grpc-js falls back to pick_first, silently, on a policy config it cannot parse: refuse it here instead. */
+/**
+ * grpc-js falls back to pick_first, silently, on a policy config it cannot parse: refuse it here instead.
+ * Our policies must be registered by then: ClientFactory's constructor does it, before any client is made.
+ */
 function validatePolicyConfig(configs: object[], field: string): void {
-  setupBalancing();
   if (experimental.selectLbConfigFromList(configs as never, false) !== null) return;
   let reason = 'no entry of loadBalancingConfig names a usable policy';
   try {

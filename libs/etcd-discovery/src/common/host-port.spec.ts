@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatHostPort, isValidHost, isValidPort, parseHostPort } from './address.js';
+import { formatHostPort, isValidHost, isValidPort, parseHostPort } from './host-port.js';
 
 describe('parseHostPort', () => {
   it.each([

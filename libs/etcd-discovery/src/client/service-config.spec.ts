@@ -1,9 +1,9 @@
 import { experimental } from '@grpc/grpc-js';
 import { validateServiceConfig } from '@grpc/grpc-js/build/src/service-config.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { setupBalancing } from './index.js';
-import { METADATA_WEIGHTED_POLICY } from './metadata-weighted.balancer.js';
-import { P2C_EWMA_POLICY } from './p2c-ewma.balancer.js';
+import { setupBalancing } from '../balancing/index.js';
+import { METADATA_WEIGHTED_POLICY } from '../balancing/metadata-weighted.balancer.js';
+import { P2C_EWMA_POLICY } from '../balancing/p2c-ewma.balancer.js';
 import { buildServiceConfig, durationText, LOAD_BALANCING_POLICIES, type LoadBalancingPolicy, type ServiceConfigInput } from './service-config.js';
 
 type RawLbConfig = Parameters<typeof experimental.parseLoadBalancingConfig>[0];

@@ -1,6 +1,6 @@
 import { status as Status } from '@grpc/grpc-js';
-import { METADATA_WEIGHTED_POLICY } from './metadata-weighted.balancer.js';
-import { P2C_EWMA_POLICY } from './p2c-ewma.balancer.js';
+import { METADATA_WEIGHTED_POLICY } from '../balancing/metadata-weighted.balancer.js';
+import { P2C_EWMA_POLICY } from '../balancing/p2c-ewma.balancer.js';
 
 /** Our policy names (what users write) to the names registered with grpc-js. */
 export const LOAD_BALANCING_POLICIES = {

@@ -1,7 +1,11 @@
-import { describe, expect, it } from 'vitest';
-import type { DiscoveredClientOptions } from '../client/discovered-client-options.interface.js';
-import { InvalidDiscoveryOptionsError } from './invalid-options.error.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setupBalancing } from '../balancing/index.js';
+import type { DiscoveredClientOptions } from './discovered-client-options.interface.js';
+import { InvalidDiscoveryOptionsError } from '../options/invalid-options.error.js';
 import { validateClientOptions } from './validate-client-options.js';
+
+// ClientFactory registers our policies before it validates; these tests call validation directly.
+beforeAll(() => setupBalancing());
 
 function invalid(run: () => unknown): InvalidDiscoveryOptionsError {
   try {

@@ -1,0 +1,10 @@
+/** Defaults of the module's options; `@default` tags in etcd-discovery-options.interface.ts name the same values. */
+export const DEFAULT_HOSTS = ['http://127.0.0.1:2379'];
+export const DEFAULT_NAMESPACE = '/services';
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const DEFAULT_TTL_SECONDS = 10;
+export const DEFAULT_DRAIN_DELAY_MS = 1_000;
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 10_000;
+/** etcd's lease TTL floor is about 1.5 x election timeout; below 2 s leases expire spuriously. */
+export const MIN_TTL_SECONDS = 2;
