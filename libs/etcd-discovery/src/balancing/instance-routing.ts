@@ -1,5 +1,6 @@
 import semver from 'semver';
 import type { ServiceInstance } from '../discovery/service-instance.js';
+import { wellKnownMetadata } from '../registry/well-known-metadata.js';
 
 /** Which instances a client may call, applied before balancing. */
 export interface InstanceSelector {
@@ -30,7 +31,7 @@ export function routeInstances(serviceName: string, all: readonly ServiceInstanc
     };
   }
   if (selector.preferredZone === undefined) return { instances: matching, note: '', zoneFallback: false };
-  const inZone = matching.filter((instance) => instance.metadata.zone === selector.preferredZone);
+  const inZone = matching.filter((instance) => wellKnownMetadata(instance.metadata).zone === selector.preferredZone);
   return inZone.length > 0
     ? { instances: inZone, note: '', zoneFallback: false }
     : { instances: matching, note: '', zoneFallback: matching.length > 0 };
@@ -41,8 +42,8 @@ export function matchesSelector(instance: ServiceInstance, selector: InstanceSel
     if (instance.metadata[key] !== expected) return false;
   }
   if (selector.version !== undefined) {
-    const version = instance.metadata.version;
-    if (typeof version !== 'string' || semver.valid(version) === null) return false;
+    const { version } = wellKnownMetadata(instance.metadata);
+    if (version === undefined || semver.valid(version) === null) return false;
     if (!semver.satisfies(version, selector.version, { includePrerelease: true })) return false;
   }
   return true;
