@@ -14,7 +14,7 @@ export class LogBudget {
     private readonly windowMs: number,
     /** Logs the summary of what the window suppressed, e.g. `37 more lines`. */
     private readonly summarize: (suppressed: number) => void,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Logs `line` through `write` if the budget allows; otherwise counts it for the summary. */

@@ -6,6 +6,7 @@ import { servicePrefix } from '../registry/registry-keys.js';
 import type { ServiceInstance } from './service-instance.js';
 import type { DiscoveryState } from './discovery-state.js';
 import type { InstanceSource } from './instance-source.js';
+import { RebuildPacer } from './rebuild-pacer.js';
 import { ServiceWatcher } from './service-watcher.js';
 
 /** A watch outlives its last subscriber this long, so a channel that goes idle and back does not re-list. */
@@ -19,6 +20,7 @@ export class DiscoveryHub implements InstanceSource {
   private readonly streams = new Map<string, Observable<DiscoveryState>>();
   private readonly active = new Map<string, ServiceWatcher>();
   private readonly logger = new Logger('EtcdDiscovery');
+  private readonly pacer = new RebuildPacer();
   private closed = false;
 
   constructor(
@@ -64,7 +66,7 @@ export class DiscoveryHub implements InstanceSource {
         subscriber.error(new Error('nestjs-etcd-discovery: the discovery module has shut down'));
         return undefined;
       }
-      const watcher = new ServiceWatcher(this.client, serviceName, this.prefixOf(serviceName), this.logger, this.policy);
+      const watcher = new ServiceWatcher(this.client, serviceName, this.prefixOf(serviceName), this.logger, this.policy, this.pacer);
       this.active.set(serviceName, watcher);
       const subscription = watcher.states$.subscribe(subscriber);
       watcher.start();

@@ -9,6 +9,7 @@ import { PrefixMirror, type MirrorSnapshot } from '../registry/prefix-mirror.js'
 import type { ServiceInstance } from './service-instance.js';
 import type { DiscoveryState } from './discovery-state.js';
 import { buildInstanceList, decodeEntry, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
+import { RebuildPacer } from './rebuild-pacer.js';
 import { SkippedKeys } from './skipped-keys.js';
 
 /**
@@ -42,6 +43,8 @@ export class ServiceWatcher {
     readonly prefix: string,
     private readonly logger: Logger,
     private readonly policy?: AddressPolicy,
+    /** Shared by the watchers of one hub, so rebuilds of all services together stay within a share of the time. */
+    private readonly pacer: RebuildPacer = new RebuildPacer(),
   ) {
     this.skippedKeys = new SkippedKeys(serviceName, logger);
     this.membershipLines = new LogBudget(MEMBERSHIP_LINES.perWindow, MEMBERSHIP_LINES.windowMs, (count) =>
@@ -84,9 +87,13 @@ export class ServiceWatcher {
     return this.mirror.unreachableReason;
   }
 
-  /** The first change (and the first list) is built at once; a burst after it once per interval. */
+  /**
+   * The first list, and a change after a quiet interval, are built at once; a burst after it once per
+   * interval, and never faster than the hub's pacer allows. The monotonic clock: a wall-clock step back
+   * must not hold updates.
+   */
   private changed(snapshot: MirrorSnapshot<DecodedEntry>): void {
-    const wait = this.lastRebuildAt + REBUILD_INTERVAL_MS - Date.now();
+    const wait = Math.max(this.lastRebuildAt + REBUILD_INTERVAL_MS - performance.now(), this.pacer.waitMs());
     if (this.listed === undefined || wait <= 0) {
       // A late timer must not publish an older snapshot after this one.
       if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
@@ -110,22 +117,24 @@ export class ServiceWatcher {
     }, wait);
   }
 
-  /** Builds and logs the new list before publishing it; a throw leaves the previous list in place. */
+  /** Builds the new list and publishes it; logging comes after, so a throwing logger cannot hold a list back. */
   private rebuild(snapshot: MirrorSnapshot<DecodedEntry>): void {
-    this.lastRebuildAt = Date.now();
-    const { instances, skipped } = buildInstanceList(snapshot, this.policy);
+    this.lastRebuildAt = performance.now();
+    const { instances, skipped } = this.pacer.run(() => buildInstanceList(snapshot, this.policy));
     const previous = this.listed;
     const diff = diffInstances(previous ?? [], instances);
+    const changed = previous === undefined || !isEmptyDiff(diff);
+    if (changed) {
+      this.listed = instances;
+      this.state$.next({ kind: 'listed', instances });
+    }
     this.skippedKeys.report(skipped);
-    if (previous !== undefined && isEmptyDiff(diff)) return;
     const parts = [
       ...diff.added.map((instance) => `+${instance.address} (${printable(instance.id, 80)})`),
       ...diff.removed.map((instance) => `-${instance.address} (${printable(instance.id, 80)})`),
       ...diff.changed.map((instance) => `~${instance.address} (${printable(instance.id, 80)})`),
     ];
     if (parts.length > 0) this.membershipLines.spend(() => this.logger.log(`${this.serviceName}: ${summarize(parts)}; ${instances.length} live`));
-    this.listed = instances;
-    this.state$.next({ kind: 'listed', instances });
   }
 
   private listFailed(reason: string): void {

@@ -1,5 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
+import { LogBudget } from '../common/log-budget.js';
 import { printable } from '../common/printable.js';
 
 /**
@@ -16,12 +17,15 @@ export class OverlongKeys {
   private readonly limit: number;
   private readonly seen = new Set<string>();
   private saturated = false;
+  /** One line per key, but no more than 20 per 10 s: a thousand long keys are one burst of lines, then a count. */
+  private readonly lines: LogBudget;
 
   constructor(
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
     this.limit = Buffer.byteLength(prefix) + MAX_KEY_BYTES_AFTER_PREFIX;
+    this.lines = new LogBudget(20, 10_000, (count) => this.logger.warn(`${printable(this.prefix)}: ${count} more over-long keys skipped in the last 10 s`));
   }
 
   /** True (and logged once per key) when `key` is too long to be read. */
@@ -36,7 +40,9 @@ export class OverlongKeys {
     }
     this.seen.add(digest);
     const head = printable(key.subarray(0, 120).toString('utf8'), 120);
-    this.logger.warn(`${printable(this.prefix)}: skipping a key of ${key.length} bytes ("${head}", sha256 ${digest}): keys over ${MAX_KEY_BYTES_AFTER_PREFIX} bytes after the prefix are not read`);
+    this.lines.spend(() =>
+      this.logger.warn(`${printable(this.prefix)}: skipping a key of ${key.length} bytes ("${head}", sha256 ${digest}): keys over ${MAX_KEY_BYTES_AFTER_PREFIX} bytes after the prefix are not read`),
+    );
     return true;
   }
 }

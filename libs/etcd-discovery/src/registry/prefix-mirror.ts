@@ -29,15 +29,16 @@ const ROOM_FREED = 'room freed under a cap';
  * Keeps a local copy of every key under a prefix: list at revision R (paged, every page at R), watch
  * from R + 1, apply events by key. etcd3's watcher dies for good on compaction or a lost auth token and
  * replays unreliably after reconnects (docs/field-notes.md), so on ANY watch trouble we list again, diff
- * and watch again. The last snapshot stays in place meanwhile: an unreachable etcd never empties it.
+ * and watch again. The last state stays in place meanwhile: an unreachable etcd never empties it.
  * Nothing a consumer or a record throws reaches etcd3 or grpc-js: etcd3 rethrows listener errors on a
- * later tick, which kills the process.
+ * later tick, which kills the process. Watch events change the state in place and hand consumers the
+ * live map: copying 9,000 entries per write made a writer's rate alone saturate a client.
  */
 export class PrefixMirror<T> {
-  /** Last snapshot `onChange` accepted. */
-  private snapshot: Store<T> = new Map();
-  /** What etcd holds as far as we know (within the caps); ahead of `snapshot` while `onChange` rejects it. */
+  /** What etcd holds as far as we know (within the caps). */
   private state: Store<T> = new Map();
+  /** Events of a revision etcd split into fragments, applied with the last one (a torn revision never shows). */
+  private fragments: IWatchResponse['events'] = [];
   private stateBytes = 0;
   private published = false;
   private capped = false;
@@ -67,8 +68,9 @@ export class PrefixMirror<T> {
     this.scope = options.exactKey ? { key: Buffer.from(options.prefix) } : { key: range.start, end: range.end };
   }
 
+  /** The live state; it changes in place as events arrive: copy what you keep. */
   get current(): MirrorSnapshot<T> {
-    return this.snapshot;
+    return this.state;
   }
 
   /** Why the last list failed (see `describeEtcdFailure`), while etcd stays unlisted; undefined after a successful list. */
@@ -144,6 +146,7 @@ export class PrefixMirror<T> {
       if (broken || this.abort.signal.aborted) break;
     }
     if (this.abort.signal.aborted) return Number(revision);
+    const changed = !this.published || !sameEntries(this.state, next);
     this.state = next;
     this.stateBytes = bytes;
     this.undecodable = failing;
@@ -151,7 +154,7 @@ export class PrefixMirror<T> {
     if (broken) this.capWarning.crossed(broken);
     else this.capWarning.cleared();
     this.lastListError = undefined;
-    if (!this.published || !sameEntries(this.snapshot, next)) this.publish(next);
+    if (changed) this.publish();
     if (this.troubled) {
       this.troubled = false;
       this.options.logger.log(`resynced ${this.options.prefix} at revision ${revision}`);
@@ -173,6 +176,8 @@ export class PrefixMirror<T> {
       const confirmation = awaitConfirmation(this.client, () => finish('no confirmation from etcd'));
       const finish = (reason: string): void => {
         confirmation.cancel();
+        // A revision cut short by the end of its watch is read whole by the next listing.
+        this.fragments = [];
         if (this.watcher === watcher) this.dropWatcher();
         if (this.endWatch === finish) this.endWatch = undefined;
         this.abort.signal.removeEventListener('abort', onAbort);
@@ -192,18 +197,25 @@ export class PrefixMirror<T> {
 
   private apply(response: IWatchResponse): void {
     try {
-      if (response.events.length === 0) return;
-      const next = new Map(this.state);
-      let bytes = this.stateBytes;
+      if (response.fragment) {
+        for (const event of response.events) this.fragments.push(event);
+        return;
+      }
+      const events = this.fragments.length > 0 ? [...this.fragments.splice(0), ...response.events] : response.events;
+      if (events.length === 0) return;
+      const state = this.state;
+      const sizeBefore = state.size;
+      const bytesBefore = this.stateBytes;
+      let bytes = bytesBefore;
       let changed = false;
       let unknownDeleted = false;
       let broken: string | undefined;
-      for (const event of response.events) {
+      for (const event of events) {
         if (this.overlong.refuses(event.kv.key)) continue;
         const key = event.kv.key.toString();
-        const old = next.get(key);
+        const old = state.get(key);
         if (old) {
-          next.delete(key);
+          state.delete(key);
           bytes -= old.bytes;
           changed = true;
         }
@@ -212,23 +224,22 @@ export class PrefixMirror<T> {
           this.undecodable.delete(key);
           continue;
         }
-        const cap = brokenCap(this.caps, next.size + 1, bytes + event.kv.key.length + event.kv.value.length);
+        const cap = brokenCap(this.caps, state.size + 1, bytes + event.kv.key.length + event.kv.value.length);
         if (cap) broken = cap;
         const entry = cap ? undefined : this.entryFor(key, event.kv, undefined, this.undecodable);
         if (!entry) continue;
-        next.set(key, entry);
+        state.set(key, entry);
         bytes += entry.bytes;
         changed = true;
       }
       // A deleted key we never stored is, while over a cap, most likely one the cap left out.
-      const freed = unknownDeleted || next.size < this.state.size || bytes < this.stateBytes;
-      this.state = next;
+      const freed = unknownDeleted || state.size < sizeBefore || bytes < bytesBefore;
       this.stateBytes = bytes;
       if (broken) {
         this.capped = true;
         this.capWarning.crossed(broken);
       }
-      if (changed) this.publish(next);
+      if (changed) this.publish();
       // Keys a cap left out were never stored: a listing is the only way to take them in now.
       if (this.capped && freed) this.endWatch?.(ROOM_FREED);
     } catch (error) {
@@ -252,20 +263,22 @@ export class PrefixMirror<T> {
     }
   }
 
-  /** `onChange` first: only a snapshot the consumer accepted becomes `current`. */
-  private publish(next: Store<T>): void {
+  /**
+   * Hands the consumer the whole state. A consumer that throws keeps what it had (it publishes only what
+   * it built); the next change offers it the whole state again.
+   */
+  private publish(): void {
+    this.published = true;
     try {
-      this.options.onChange(next);
+      this.options.onChange(this.state);
     } catch (error) {
       if (!this.rejecting) {
         const reason = printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS);
-        this.options.logger.error(`a consumer of ${this.options.prefix} rejected an update (${reason}); keeping the previous snapshot until one is accepted`);
+        this.options.logger.error(`a consumer of ${this.options.prefix} rejected an update (${reason}); the next change offers it the whole state again`);
       }
       this.rejecting = true;
       return;
     }
-    this.snapshot = next;
-    this.published = true;
     if (this.rejecting) {
       this.rejecting = false;
       this.options.logger.log(`the consumer of ${this.options.prefix} accepts updates again`);
