@@ -16,6 +16,7 @@ export {
   InjectDiscoveredClient,
   NoLiveInstanceError,
   discoveredClientToken,
+  type DiscoveredClientAsyncRegistration,
   type DiscoveredClientOptions,
   type DiscoveredClientRegistration,
   type InstanceSelector,

@@ -1,3 +1,4 @@
+import type { InjectionToken, ModuleMetadata } from '@nestjs/common';
 import type { GrpcOptions } from '@nestjs/microservices';
 import type { InstanceSelector } from '../balancing/instance-routing.js';
 import type { LoadBalancingPolicy, OutlierDetectionOptions, RetryOptions } from './service-config.js';
@@ -35,4 +36,13 @@ export interface DiscoveredClientOptions extends Omit<GrpcOptions['options'], 'u
 export interface DiscoveredClientRegistration {
   serviceName: string;
   options: DiscoveredClientOptions;
+}
+
+/** One client registered with `EtcdDiscoveryModule.forFeatureAsync()`: its options come from a factory. */
+export interface DiscoveredClientAsyncRegistration {
+  serviceName: string;
+  /** Modules exporting what `inject` names. */
+  imports?: NonNullable<ModuleMetadata['imports']>;
+  inject?: InjectionToken[];
+  useFactory: (...args: any[]) => DiscoveredClientOptions | Promise<DiscoveredClientOptions>;
 }

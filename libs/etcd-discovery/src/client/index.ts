@@ -1,5 +1,6 @@
 export { ClientFactory } from './client-factory.js';
 export type {
+  DiscoveredClientAsyncRegistration,
   DiscoveredClientOptions,
   DiscoveredClientRegistration,
   InstanceSelector,

@@ -1,7 +1,7 @@
 import { Logger, type Provider } from '@nestjs/common';
 import type { Etcd3 } from 'etcd3';
 import { ClientFactory } from '../client/client-factory.js';
-import type { DiscoveredClientRegistration } from '../client/discovered-client-options.interface.js';
+import type { DiscoveredClientAsyncRegistration, DiscoveredClientRegistration } from '../client/discovered-client-options.interface.js';
 import { discoveredClientToken } from '../client/inject-discovered-client.decorator.js';
 import { DiscoveryHub } from '../discovery/discovery-hub.js';
 import { AddressPolicy } from '../registry/address-policy.js';
@@ -63,5 +63,14 @@ export function discoveredClientProviders(clients: readonly DiscoveredClientRegi
     provide: discoveredClientToken(serviceName),
     useFactory: (factory: ClientFactory) => factory.createClient(serviceName, options),
     inject: [ClientFactory],
+  }));
+}
+
+/** As `discoveredClientProviders`, with each client's options from its factory. */
+export function discoveredClientAsyncProviders(clients: readonly DiscoveredClientAsyncRegistration[]): Provider[] {
+  return clients.map(({ serviceName, useFactory, inject = [] }) => ({
+    provide: discoveredClientToken(serviceName),
+    useFactory: async (factory: ClientFactory, ...args: unknown[]) => factory.createClient(serviceName, await useFactory(...args)),
+    inject: [ClientFactory, ...inject],
   }));
 }
