@@ -2,6 +2,7 @@ import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { EndpointStats, FORCE_PICK_MS } from './endpoint-stats.js';
 import { P2cEwmaConfig, P2C_EWMA_POLICY, pickP2c, type P2cCandidate } from './p2c-ewma.balancer.js';
+import { seededRandom } from '../../../../test/support/seeded-random.js';
 
 const NOW = 1_000_000;
 
@@ -43,16 +44,6 @@ function drawing(size: number, ...pairs: [number, number][]): (() => number) & {
   return random;
 }
 
-/** Deterministic PRNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 describe('pickP2c', () => {
   it('checks that the drawing helper draws what it says', () => {
@@ -104,7 +95,7 @@ describe('pickP2c', () => {
   it('draws two distinct endpoints: the highest load is never picked, whatever random says', () => {
     for (let size = 2; size <= 6; size++) {
       const pool = Array.from({ length: size }, (_, i) => candidate(`e${i}`, { lagMs: i === size - 1 ? 1_000 : 1 + i }));
-      const random = seeded(size);
+      const random = seededRandom(size);
       for (let pick = 0; pick < 2_000; pick++) expect(pickP2c(pool, NOW, random).key).not.toBe(`e${size - 1}`);
     }
   });
@@ -117,7 +108,7 @@ describe('pickP2c', () => {
   it('spreads picks over every endpoint when loads are equal', () => {
     const pool = Array.from({ length: 4 }, (_, i) => candidate(`e${i}`));
     const counts = new Map<string, number>();
-    const random = seeded(7);
+    const random = seededRandom(7);
     for (let pick = 0; pick < 4_000; pick++) {
       const key = pickP2c(pool, NOW, random).key;
       counts.set(key, (counts.get(key) ?? 0) + 1);
@@ -131,7 +122,7 @@ describe('pickP2c', () => {
       const pool = [candidate('a', { lagMs: 0 }), candidate('b', { lagMs: 50 }), candidate('c', { lagMs: 80 })];
       eject(pool[0]);
       pool[0].stats.lagMs = 0;
-      const random = seeded(1);
+      const random = seededRandom(1);
       for (let pick = 0; pick < 1_000; pick++) expect(pickP2c(pool, NOW, random).key).not.toBe('a');
     });
 
@@ -139,13 +130,13 @@ describe('pickP2c', () => {
       const pool = [candidate('a', { lagMs: 1, lastPickedAt: 0 }), candidate('b', { lagMs: 50 })];
       eject(pool[0]);
       pool[0].stats.lastPickedAt = 0;
-      for (let pick = 0; pick < 50; pick++) expect(pickP2c(pool, NOW + pick, seeded(pick)).key).toBe('b');
+      for (let pick = 0; pick < 50; pick++) expect(pickP2c(pool, NOW + pick, seededRandom(pick)).key).toBe('b');
     });
 
     it('takes the only endpoint left, whatever its load', () => {
       const pool = [candidate('a', { lagMs: 1 }), candidate('b', { lagMs: 5_000, inflight: 100 })];
       eject(pool[0]);
-      expect(pickP2c(pool, NOW, seeded(3)).key).toBe('b');
+      expect(pickP2c(pool, NOW, seededRandom(3)).key).toBe('b');
     });
 
     it('picks among all endpoints when every one is ejected', () => {
@@ -191,7 +182,7 @@ describe('pickP2c', () => {
 
     it('picks an unhealthy endpoint only when all three draws hold it', () => {
       const pool = [candidate('a', { lagMs: 10 }), candidate('b', { lagMs: 0, success: 100 }), candidate('c', { lagMs: 10 })];
-      const random = seeded(11);
+      const random = seededRandom(11);
       let unhealthy = 0;
       for (let pick = 0; pick < 3_000; pick++) if (pickP2c(pool, NOW, random).key === 'b') unhealthy += 1;
       // Only when all three pairs drawn hold b: (2/3)^3 = 29.6 % of picks, against 66.7 % without redraws.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { pickSmoothWeighted, pruneSmoothWeightedState, type SmoothWeightedState, type WeightedPeer } from './smooth-weighted-round-robin.js';
+import { seededRandom } from '../../../../test/support/seeded-random.js';
 
 const peers = (weights: Record<string, number>): WeightedPeer[] => Object.entries(weights).map(([key, weight]) => ({ key, weight }));
 
@@ -7,16 +8,6 @@ function picks(list: readonly WeightedPeer[], count: number, state: SmoothWeight
   return Array.from({ length: count }, () => pickSmoothWeighted(list, state)!.key);
 }
 
-/** Deterministic PRNG (mulberry32) so the generated weight tables are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 describe('pickSmoothWeighted', () => {
   it('gives exactly c b a c b c, repeating, for weights a:1 b:2 c:3', () => {
@@ -52,7 +43,7 @@ describe('pickSmoothWeighted', () => {
   });
 
   it('gives exact shares per cycle for 50 generated weight tables', () => {
-    const random = seeded(42);
+    const random = seededRandom(42);
     for (let table = 0; table < 50; table++) {
       const size = 1 + Math.floor(random() * 6);
       const weights: Record<string, number> = {};

@@ -3,19 +3,11 @@ import { setupBalancing } from '../balancing/index.js';
 import type { DiscoveredClientOptions } from './discovered-client-options.interface.js';
 import { InvalidDiscoveryOptionsError } from '../options/invalid-options.error.js';
 import { validateClientOptions } from './validate-client-options.js';
+import { invalid } from '../../../../test/support/invalid-options.js';
 
 // ClientFactory registers our policies before it validates; these tests call validation directly.
 beforeAll(() => setupBalancing());
 
-function invalid(run: () => unknown): InvalidDiscoveryOptionsError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidDiscoveryOptionsError);
-    return error as InvalidDiscoveryOptionsError;
-  }
-  throw new Error('expected InvalidDiscoveryOptionsError, nothing was thrown');
-}
 
 /** Bypasses the option types so tests can hand in what a JavaScript caller could. */
 describe('validateClientOptions', () => {

@@ -2,17 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { EtcdDiscoveryModuleOptions } from './etcd-discovery-options.interface.js';
 import { InvalidDiscoveryOptionsError } from './invalid-options.error.js';
 import { validateOptions, validateServiceName } from './validate-options.js';
+import { invalid } from '../../../../test/support/invalid-options.js';
 
-/** Runs `run`, asserts it threw our error class, and returns the error for field / message checks. */
-function invalid(run: () => unknown): InvalidDiscoveryOptionsError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidDiscoveryOptionsError);
-    return error as InvalidDiscoveryOptionsError;
-  }
-  throw new Error('expected InvalidDiscoveryOptionsError, nothing was thrown');
-}
 
 /** Bypasses the option types so tests can hand in what a JavaScript caller could. */
 function loose(value: unknown): EtcdDiscoveryModuleOptions {
