@@ -2,15 +2,13 @@
 // instance list changed every 200 ms for 3 s (no etcd). Removed instances keep running, so any
 // failure is the client's doing.
 import { describe, expect, it } from 'vitest';
-import type { LoadBalancingPolicy } from '../../libs/etcd-discovery/src/balancing/service-config.js';
-import type { ServiceInstance } from '../../libs/etcd-discovery/src/registry/registry-record.codec.js';
-import { balancingFixture, callOnce, instanceOf, summarize, type CallOutcome } from '../support/grpc-servers.js';
-import { waitFor } from '../support/wait.js';
+import type { LoadBalancingPolicy } from '../../libs/etcd-discovery/src/client/service-config.js';
+import type { ServiceInstance } from '../../libs/etcd-discovery/src/discovery/service-instance.js';
+import { backgroundLoad, balancingFixture, firstReply, instanceOf, summarize } from '../support/grpc-servers.js';
 import { seededRandom } from '../support/seeded-random.js';
+import { sleep } from '../support/wait.js';
 
 const fx = balancingFixture();
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('membership changes under load', () => {
   it.each<[LoadBalancingPolicy]>([['round_robin'], ['p2c_ewma'], ['metadata_weighted']])(
@@ -21,13 +19,9 @@ describe('membership changes under load', () => {
       let listed: ServiceInstance[] = instances.slice(0, 3);
       fx.source().set(listed);
       const client = fx.client({ loadBalancing: policy });
-      await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+      await firstReply(client);
 
-      const outcomes: CallOutcome[] = [];
-      let running = true;
-      const workers = Array.from({ length: 16 }, async () => {
-        while (running) outcomes.push(await callOnce(client));
-      });
+      const load = backgroundLoad(client, 16);
 
       const random = seededRandom(policy.length);
       const sizes: number[] = [];
@@ -53,8 +47,7 @@ describe('membership changes under load', () => {
       await sleep(150);
       const settledAt = performance.now();
       await sleep(300);
-      running = false;
-      await Promise.all(workers);
+      const outcomes = await load.stop();
 
       const result = summarize(outcomes);
       const servedBy = servers.map((server) => result.byPort.get(server.port) ?? 0);

@@ -2,20 +2,10 @@
 // shares follow Metadata.weight, weight 0 is a standby, a bad weight counts as 1 and is logged once.
 import { Logger } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { balancingFixture, callOnce, instanceOf, runLoad, sharePercent, type GreeterClient, type GreeterServer } from '../support/grpc-servers.js';
-import { waitFor } from '../support/wait.js';
+import { balancingFixture, callOnce, instanceOf, runLoad, sharePercent, warmUp } from '../support/grpc-servers.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const fx = balancingFixture();
-
-/** Calls until every server has answered once: all subchannels are READY before measuring. */
-async function warmUp(client: GreeterClient, servers: readonly GreeterServer[]): Promise<void> {
-  const seen = new Set<number>();
-  await waitFor(async () => {
-    const outcome = await callOnce(client);
-    if (outcome.ok) seen.add(outcome.port);
-    return servers.every((server) => seen.has(server.port));
-  }, 5_000, { intervalMs: 1, what: 'a reply from every server' });
-}
 
 describe('metadata_weighted with real servers', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -43,7 +33,7 @@ describe('metadata_weighted with real servers', () => {
     await warmUp(client, [a, b]);
     // The standby's connection is up too (the policy keeps every endpoint connected), so its absence
     // below is the policy's choice, not a missing connection.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
 
     const before = standby.calls;
     const withOthers = await runLoad(client, { concurrency: 16, calls: 2_000 });
@@ -66,7 +56,7 @@ describe('metadata_weighted with real servers', () => {
 
     // And removed from the list.
     fx.source().set([all[2]]);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await sleep(50);
     const removed = await runLoad(client, { concurrency: 16, calls: 1_000 });
     console.log(`standby with the others removed: ${removed.byPort.get(standby.port) ?? 0} of 1000, failures ${JSON.stringify(removed.failures)}`);
     expect(removed.failed).toBe(0);
@@ -83,10 +73,10 @@ describe('metadata_weighted with real servers', () => {
     // Membership updates rebuild the picker: the warning must not repeat.
     for (let i = 0; i < 4; i++) {
       fx.source().set(i % 2 === 0 ? [...base, instanceOf(extra, { weight: 0 })] : base);
-      await new Promise((resolve) => setTimeout(resolve, 30));
+      await sleep(30);
     }
     fx.source().set(base);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await sleep(30);
 
     const result = await runLoad(client, { concurrency: 16, calls: 4_000 });
     const share = sharePercent(result, bad.port);

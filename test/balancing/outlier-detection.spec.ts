@@ -3,11 +3,10 @@
 // server-returned ones included, so a server answering INTERNAL is ejected by failure percentage.
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import type { LoadBalancingPolicy } from '../../libs/etcd-discovery/src/balancing/service-config.js';
+import type { LoadBalancingPolicy } from '../../libs/etcd-discovery/src/client/service-config.js';
 import type { DiscoveredClientOptions } from '../../libs/etcd-discovery/src/client/discovered-client-options.interface.js';
-import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/module/invalid-options.error.js';
-import { balancingFixture, callOnce, instanceOf, runLoad, type GreeterClient } from '../support/grpc-servers.js';
-import { waitFor } from '../support/wait.js';
+import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/options/invalid-options.error.js';
+import { balancingFixture, firstReply, instanceOf, runLoad, type GreeterClient } from '../support/grpc-servers.js';
 
 const fx = balancingFixture();
 
@@ -25,7 +24,7 @@ describe('outlierDetection with real servers', () => {
       const [bad] = await fx.startServers(1, { code: Status.INTERNAL });
       fx.source().set([good1, good2, bad].map((server) => instanceOf(server)));
       const client = fx.client({ loadBalancing: policy, outlierDetection: OUTLIER_DETECTION });
-      await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+      await firstReply(client);
 
       const start = performance.now();
       const result = await runLoad(client, { concurrency: 8, durationMs: 3_000 });
@@ -54,7 +53,7 @@ describe('outlierDetection with real servers', () => {
     const [bad] = await fx.startServers(1, { code: Status.INTERNAL });
     fx.source().set([good1, good2, bad].map((server) => instanceOf(server)));
     const client = fx.client({ loadBalancing: 'round_robin' });
-    await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+    await firstReply(client);
     const result = await runLoad(client, { concurrency: 8, calls: 1_500 });
     const share = ((result.failures.INTERNAL ?? 0) * 100) / result.outcomes.length;
     console.log(`round_robin alone with an INTERNAL server: ${share.toFixed(2)}% of calls failed INTERNAL`);
@@ -75,7 +74,7 @@ describe('outlierDetection with real servers', () => {
       expect(error).toBeInstanceOf(InvalidDiscoveryOptionsError);
       return;
     }
-    await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+    await firstReply(client);
     const result = await runLoad(client, { concurrency: 8, calls: 300 });
     console.log(`accepted outlier config ${JSON.stringify(options)}: calls per server ${JSON.stringify([...result.byPort.values()])}`);
     if (options.loadBalancing === 'pick_first') {

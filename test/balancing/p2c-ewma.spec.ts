@@ -4,19 +4,10 @@
 // recovers from a short blip is taken back within seconds.
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { balancingFixture, callOnce, instanceOf, runLoad, sharePercent, type GreeterClient, type GreeterServer } from '../support/grpc-servers.js';
-import { waitFor } from '../support/wait.js';
+import { balancingFixture, callOnce, instanceOf, runLoad, sharePercent, warmUp } from '../support/grpc-servers.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const fx = balancingFixture();
-
-async function warmUp(client: GreeterClient, servers: readonly GreeterServer[]): Promise<void> {
-  const seen = new Set<number>();
-  await waitFor(async () => {
-    const outcome = await callOnce(client);
-    if (outcome.ok) seen.add(outcome.port);
-    return servers.every((server) => seen.has(server.port));
-  }, 5_000, { intervalMs: 1, what: 'a reply from every server' });
-}
 
 describe('p2c_ewma with real servers', () => {
   it('sends a server that adds 50 ms under 10% of calls, where round robin sends it a third', async () => {
@@ -60,13 +51,13 @@ describe('p2c_ewma with real servers', () => {
     const load = (async () => {
       while (running) await runLoad(client, { concurrency: 16, calls: 200 });
     })();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
     const from = performance.now();
     for (let i = 0; i < 5; i++) {
       fx.source().set(listed.slice(0, 2));
-      await new Promise((resolve) => setTimeout(resolve, 60));
+      await sleep(60);
       fx.source().set(listed);
-      await new Promise((resolve) => setTimeout(resolve, 140));
+      await sleep(140);
     }
     const to = performance.now();
     running = false;
@@ -94,7 +85,7 @@ describe('p2c_ewma with real servers', () => {
       while (running) await runLoad(client, { concurrency: 16, calls: 200 });
     })();
     try {
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       const blipCalls = flaky.calls;
       flaky.behaviour = { delayMs: 0 }; // recovered
       const recoveredAt = performance.now();

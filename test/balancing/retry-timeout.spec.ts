@@ -3,9 +3,10 @@
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import type { DiscoveredClientOptions } from '../../libs/etcd-discovery/src/client/discovered-client-options.interface.js';
-import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/module/invalid-options.error.js';
-import { balancingFixture, callOnce, GREETER_PROTO_PATH, instanceOf, runLoad, SERVICE, type LoadResult } from '../support/grpc-servers.js';
-import { waitFor } from '../support/wait.js';
+import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/options/invalid-options.error.js';
+import { GREETER_PROTO_PATH } from '../support/greeter-proto.js';
+import { balancingFixture, callOnce, firstReply, instanceOf, runLoad, SERVICE, type LoadResult } from '../support/grpc-servers.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const fx = balancingFixture();
 
@@ -26,15 +27,15 @@ async function forceShutOneUnderLoad(options: Partial<DiscoveredClientOptions>, 
   const servers = await fx.startServers(3, { delayMs: 5 });
   fx.source().set(servers.map((server) => instanceOf(server)));
   const client = fx.client(options);
-  await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+  await firstReply(client);
   const victim = servers[2];
   const load = runLoad(client, { concurrency: 16, durationMs: 1_500 });
   if (holdFirst) {
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await sleep(400);
     victim.behaviour = { ...victim.behaviour, hold: true };
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   } else {
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
   }
   const pendingOnVictim = victim.pending;
   const killedAt = performance.now();
@@ -88,7 +89,7 @@ describe('retry with real servers', () => {
     const [bad] = await fx.startServers(1, { code: Status.UNAVAILABLE });
     fx.source().set([good1, good2, bad].map((server) => instanceOf(server)));
     const client = fx.client({ loadBalancing: 'p2c_ewma', retry: { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 10 } });
-    await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+    await firstReply(client);
     const result = await runLoad(client, { concurrency: 8, durationMs: 2_500 });
     console.log(`p2c_ewma + retry with an UNAVAILABLE server: bad got ${bad.calls} attempts, ${result.outcomes.length} calls, failures ${JSON.stringify(result.failures)}`);
     expect(bad.calls).toBeGreaterThan(0); // it was tried (the test is not vacuous)...

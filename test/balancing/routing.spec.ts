@@ -4,27 +4,10 @@
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import type { InstanceSelector } from '../../libs/etcd-discovery/src/balancing/instance-routing.js';
-import { balancingFixture, callOnce, instanceOf, runLoad, summarize, type CallOutcome, type GreeterClient } from '../support/grpc-servers.js';
-import { waitFor } from '../support/wait.js';
+import { backgroundLoad, balancingFixture, callOnce, firstReply, instanceOf, runLoad, summarize } from '../support/grpc-servers.js';
+import { sleep } from '../support/wait.js';
 
 const fx = balancingFixture();
-
-/** Keeps `concurrency` callers going until stopped; returns every outcome. */
-function backgroundLoad(client: GreeterClient, concurrency: number): { stop(): Promise<CallOutcome[]>; outcomes: CallOutcome[] } {
-  const outcomes: CallOutcome[] = [];
-  let running = true;
-  const workers = Array.from({ length: concurrency }, async () => {
-    while (running) outcomes.push(await callOnce(client));
-  });
-  return {
-    outcomes,
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-      return outcomes;
-    },
-  };
-}
 
 describe('preferred zone with real servers', () => {
   it('calls only the zone, falls back to other zones with no failure, and comes back within 1 s', async () => {
@@ -33,7 +16,7 @@ describe('preferred zone with real servers', () => {
     const others = [instanceOf(otherB, { zone: 'b' }), instanceOf(otherC, { zone: 'c' })];
     fx.source().set([a, ...others]);
     const client = fx.client({ select: { preferredZone: 'a' } });
-    await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+    await firstReply(client);
 
     const inZone = await runLoad(client, { concurrency: 8, calls: 1_000 });
     console.log(`preferred zone a: ${inZone.byPort.get(zoneA.port) ?? 0} of 1000 calls in zone`);
@@ -41,13 +24,13 @@ describe('preferred zone with real servers', () => {
     expect(inZone.byPort.get(zoneA.port)).toBe(1_000);
 
     const load = backgroundLoad(client, 8);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await sleep(300);
     const removedAt = performance.now();
     fx.source().set(others); // the zone's only instance leaves the list (its server keeps running)
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await sleep(700);
     const backAt = performance.now();
     fx.source().set([...others, a]);
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    await sleep(1_500);
     const outcomes = await load.stop();
 
     const all = summarize(outcomes);
@@ -80,7 +63,7 @@ describe('selectors with real servers', () => {
       instanceOf(new2, { version: '2.4.1', track: 'stable' }),
     ]);
     const client = fx.client({ select });
-    await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+    await firstReply(client);
     const result = await runLoad(client, { concurrency: 8, calls: 1_000 });
     console.log(`selector ${JSON.stringify(select)}: excluded got ${old.calls}, others ${result.byPort.get(new1.port)} / ${result.byPort.get(new2.port)}`);
     expect(result.failed).toBe(0);
@@ -96,7 +79,7 @@ describe('selectors with real servers', () => {
     const servers = await fx.startServers(2);
     fx.source().set(servers.map((server) => instanceOf(server, { version: '1.2.0', track: 'stable' })));
     const client = fx.client({ select });
-    await new Promise((resolve) => setTimeout(resolve, 50)); // let the resolver deliver the (routed) list
+    await sleep(50); // let the resolver deliver the (routed) list
     for (let i = 0; i < 3; i++) {
       const outcome = await callOnce(client, 5_000);
       console.log(`selector matching nothing: ${outcome.ok ? 'OK?!' : `${Status[outcome.code]} in ${outcome.ms.toFixed(1)} ms: ${outcome.details}`}`);

@@ -1,36 +1,22 @@
 // Balancing across separately started greeter processes, as seen by a separate client process.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
-import {
-  epochNow,
-  sleep,
-  startGreeter,
-  startGreeters,
-  startLoadClient,
-  uniqueNamespace,
-  useProcesses,
-  type Greeter,
-  type LoadClient,
-} from '../support/processes.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { epochNow, startGreeter, startGreeters, startLoadClient, uniqueNamespace, useProcesses, type Greeter, type LoadClient } from '../support/processes.js';
+import { useEtcd } from '../support/use-etcd.js';
+import { sleep, sleepUntil } from '../support/wait.js';
 import { countsBetween, firstServed, formatShares, ms, sharesOf } from './load-analysis.js';
 import { RegistryWatch } from './registry-watch.js';
 
 describe('balancing across greeter processes (etcd, TTL 2 s)', () => {
   const processes = useProcesses();
+  const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
   const namespace = uniqueNamespace('balancing');
-  let etcd: LocalEtcd;
   let greeters: Greeter[];
   let client: LoadClient;
 
   // Three greeters and one client process, shared by the tests of this file (a 4th greeter is per test).
   beforeAll(async () => {
-    etcd = await startEtcd();
-    greeters = await startGreeters(processes, 3, { etcd: etcd.endpoint, namespace });
-    client = await startLoadClient(processes, { etcd: etcd.endpoint, namespace });
-  }, 60_000);
-  afterAll(async () => {
-    await processes.endFile();
-    await etcd?.destroy();
+    greeters = await startGreeters(processes, 3, { etcd: fx.etcd.endpoint, namespace });
+    client = await startLoadClient(processes, { etcd: fx.etcd.endpoint, namespace });
   }, 60_000);
 
   it('spreads 300 calls over 3 instances, each serving at least 25%', async () => {
@@ -46,14 +32,14 @@ describe('balancing across greeter processes (etcd, TTL 2 s)', () => {
   });
 
   it('routes calls to a 4th instance within 1 s of its key appearing in etcd, under steady load', async () => {
-    const watch = await RegistryWatch.open(etcd.endpoint, `${namespace}/greeter/`);
+    const watch = await RegistryWatch.open(fx.etcd.endpoint, `${namespace}/greeter/`);
     try {
       await client.startLoad({ ratePerSec: 200, concurrency: 8, durationMs: 20_000 });
       await sleep(500);
-      const fourth = await startGreeter(processes, { etcd: etcd.endpoint, namespace, name: 'greeter-4th' });
+      const fourth = await startGreeter(processes, { etcd: fx.etcd.endpoint, namespace, name: 'greeter-4th' });
       const put = await watch.waitForPut(fourth.key, 5_000);
       // Keep the load running past the 1 s budget, so a late first call would be seen as late.
-      while (epochNow() < put.at + 1_500) await sleep(50);
+      await sleepUntil(put.at + 1_500, epochNow);
       const load = await client.stopLoad();
 
       const first = firstServed(load.records, fourth.address);

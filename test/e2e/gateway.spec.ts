@@ -1,7 +1,8 @@
 // The gateway demo app (HTTP -> ClientFactory -> greeter) against three greeter processes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/local-etcd.mjs';
 import { getJson, startGateway, startGreeters, uniqueNamespace, useProcesses } from '../support/processes.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { formatShares, sharesOf } from './load-analysis.js';
 
 interface InstanceView {
@@ -15,20 +16,12 @@ interface InstanceView {
 
 describe('gateway app (etcd, TTL 2 s)', () => {
   const processes = useProcesses();
-  let etcd: LocalEtcd;
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  }, 30_000);
-  afterAll(async () => {
-    await processes.endFile();
-    await etcd?.destroy();
-  }, 60_000);
+  const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
 
   it('lists the 3 greeters on /instances and spreads /burst?n=90 over them', async () => {
     const namespace = uniqueNamespace('gateway');
-    const greeters = await startGreeters(processes, 3, { etcd: etcd.endpoint, namespace });
-    const gateway = await startGateway(processes, { etcd: etcd.endpoint, namespace, port: await freePort() });
+    const greeters = await startGreeters(processes, 3, { etcd: fx.etcd.endpoint, namespace });
+    const gateway = await startGateway(processes, { etcd: fx.etcd.endpoint, namespace, port: await freePort() });
     const addresses = greeters.map((greeter) => greeter.address).sort();
 
     const instances = await getJson<InstanceView[]>(`${gateway.url}/instances`);

@@ -4,22 +4,12 @@
 // and round robin, keep calling it. Every value is built so that routing by it would fail calls (see
 // test/support/hostile-values.ts), so 0 failed calls means none was routed; the processes must stay up, log at
 // most one line per bad key, and still follow a real membership change afterwards.
-import { Etcd3 } from 'etcd3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { HostileValues } from '../support/hostile-values.js';
-import {
-  sleep,
-  startGreeter,
-  startGreeters,
-  startLoadClient,
-  uniqueNamespace,
-  useProcesses,
-  type Greeter,
-  type LoadClient,
-} from '../support/processes.js';
+import { startGreeter, startGreeters, startLoadClient, uniqueNamespace, useProcesses, type Greeter, type LoadClient } from '../support/processes.js';
 import { seededRandom } from '../support/seeded-random.js';
-import { waitFor } from '../support/wait.js';
+import { useEtcd } from '../support/use-etcd.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 const POLICIES = ['round_robin', 'p2c_ewma', 'metadata_weighted'] as const;
 const BAD_KEYS = 300;
@@ -30,22 +20,19 @@ const SEED = 20261129;
 
 describe('hostile values under a live prefix (property-style, seeded)', () => {
   const processes = useProcesses();
+  const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
   const namespace = uniqueNamespace('hostile');
   const prefix = `${namespace}/greeter/`;
-  let etcd: LocalEtcd;
-  let writer: Etcd3;
   let greeters: Greeter[];
   const clients = new Map<string, LoadClient>();
 
   beforeAll(async () => {
-    etcd = await startEtcd();
-    writer = new Etcd3({ hosts: [etcd.endpoint] });
-    greeters = await startGreeters(processes, 2, { etcd: etcd.endpoint, namespace, ttlSeconds: 5 });
+    greeters = await startGreeters(processes, 2, { etcd: fx.etcd.endpoint, namespace, ttlSeconds: 5 });
     for (const policy of POLICIES) {
       clients.set(
         policy,
         await startLoadClient(processes, {
-          etcd: etcd.endpoint,
+          etcd: fx.etcd.endpoint,
           namespace,
           name: `client-${policy}`,
           env: { LOAD_CLIENT_POLICY: policy, LOAD_CLIENT_LOG_LEVELS: 'error,warn,log' },
@@ -54,15 +41,10 @@ describe('hostile values under a live prefix (property-style, seeded)', () => {
     }
   }, 90_000);
 
-  afterAll(async () => {
-    writer?.close();
-    await processes.endFile();
-    await etcd?.destroy();
-  }, 60_000);
-
   it(`${WRITES} hostile writes over ${BAD_KEYS} keys: 0 failed calls, no exit, at most one log line per key`, async () => {
     const values = new HostileValues(seededRandom(SEED), greeters.map((greeter) => greeter.address), HUGE_VALUES);
     const keys = Array.from({ length: BAD_KEYS }, (_, index) => `${prefix}${values.keySuffix(index)}`);
+    const overlongKeys = keys.filter((key) => Buffer.byteLength(key) - Buffer.byteLength(prefix) > 512).length;
     const plan = Array.from({ length: WRITES }, (_, index) => ({ key: keys[index % BAD_KEYS], ...values.next() }));
     const byCategory = countBy(plan.map((write) => write.category));
 
@@ -74,7 +56,7 @@ describe('hostile values under a live prefix (property-style, seeded)', () => {
       Array.from({ length: WRITERS }, async () => {
         while (next < plan.length) {
           const write = plan[next++];
-          await writer.put(write.key).value(write.value);
+          await fx.outsider.put(write.key).value(write.value);
         }
       }),
     );
@@ -82,7 +64,7 @@ describe('hostile values under a live prefix (property-style, seeded)', () => {
     await sleep(1_500);
 
     // A real membership change after the storm still reaches every client.
-    const late = await startGreeter(processes, { etcd: etcd.endpoint, namespace, ttlSeconds: 5, name: 'greeter-late' });
+    const late = await startGreeter(processes, { etcd: fx.etcd.endpoint, namespace, ttlSeconds: 5, name: 'greeter-late' });
     const live = [...greeters, late].map((greeter) => greeter.key).sort();
     for (const [policy, client] of clients) {
       await waitFor(async () => (await client.instances()).map((instance) => instance.key).sort().join('\n') === live.join('\n'), 10_000, {
@@ -95,7 +77,8 @@ describe('hostile values under a live prefix (property-style, seeded)', () => {
     for (const [policy, client] of clients) {
       const result = await client.stopLoad();
       const output = client.proc.output();
-      const skipLines = output.split('\n').filter((line) => line.includes('skipping "'));
+      // Over-long keys are refused before they become strings, with their own line (registry/overlong-keys.ts).
+      const skipLines = output.split('\n').filter((line) => line.includes('skipping "') || line.includes(': skipping a key of '));
       const linesPerKey = countBy(skipLines.map((line) => /hostile-(\d{5})-/.exec(line)?.[1] ?? 'unmatched'));
       const worst = Math.max(0, ...Object.values(linesPerKey));
       const servedLate = result.byAddress[late.address] ?? 0;
@@ -110,8 +93,9 @@ describe('hostile values under a live prefix (property-style, seeded)', () => {
       expect(strangers, `${policy}: addresses other than the live greeters that served calls`).toEqual([]);
       expect(linesPerKey.unmatched, `${policy}: skip lines that name no generated key`).toBeUndefined();
       expect(worst, `${policy}: most skip lines for one key`).toBeLessThanOrEqual(1);
-      // Every bad key was seen and reported (none was silently routed or silently dropped).
-      expect(Object.keys(linesPerKey).length).toBe(BAD_KEYS);
+      // Every bad key was seen and reported (none was silently routed or silently dropped), except over-long keys past
+      // their log budget (20 lines per 10 s, then a count).
+      expect(Object.keys(linesPerKey).length).toBeGreaterThanOrEqual(BAD_KEYS - overlongKeys);
       expect(output).not.toMatch(/Maximum call stack|RangeError|TypeError|uncaught/i);
     }
     for (const greeter of [...greeters, late]) expect(greeter.proc.alive).toBe(true);

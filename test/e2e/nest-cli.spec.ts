@@ -8,20 +8,15 @@ import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/pr
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
-import { ROOT, getJson, listPrefix, pollUntil, uniqueNamespace, useProcesses, type ManagedProcess } from '../support/processes.js';
+import { freePort } from '../../scripts/local-etcd.mjs';
+import { ROOT, childEnv, getJson, listPrefix, uniqueNamespace, useProcesses, type ManagedProcess } from '../support/processes.js';
+import { useEtcd } from '../support/use-etcd.js';
+import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
 const NEST_BIN = join(ROOT, 'node_modules/@nestjs/cli/bin/nest.js');
 const APPS = ['greeter', 'gateway'] as const;
 type App = (typeof APPS)[number];
-
-/** The CLI's children must not inherit vitest's variables (NODE_OPTIONS would load its loader into them). */
-function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
-  for (const key of Object.keys(env)) if (key.startsWith('VITEST') || key === 'NODE_OPTIONS') delete env[key];
-  return env;
-}
 
 /** Child PIDs of `pid` (Linux), to check that stopping `nest start` stops the app it spawned. */
 async function childPids(pid: number): Promise<number[]> {
@@ -40,7 +35,7 @@ function isAlive(pid: number): boolean {
 
 describe('Nest CLI (nest-cli.json, tsc builder)', () => {
   const processes = useProcesses();
-  let etcd: LocalEtcd;
+  const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
   let work: string;
   /** `-p` takes a path relative to the working directory (the CLI joins it onto cwd). */
   const tsconfigOf = (app: App): string => relative(ROOT, join(work, `tsconfig.${app}.json`));
@@ -50,7 +45,7 @@ describe('Nest CLI (nest-cli.json, tsc builder)', () => {
     // Under the repo (git-ignored .tmp/), so the built files resolve `nestjs-etcd-discovery` and the
     // `"type": "module"` of the root package.json as the apps' own dist folders do.
     await mkdir(join(ROOT, '.tmp'), { recursive: true });
-    [etcd, work] = await Promise.all([startEtcd(), mkdtemp(join(ROOT, '.tmp', 'nest-cli-'))]);
+    work = await mkdtemp(join(ROOT, '.tmp', 'nest-cli-'));
     await cp(join(ROOT, 'apps/greeter/proto'), join(work, 'greeter/proto'), { recursive: true });
     for (const app of APPS) {
       const appDir = join(ROOT, 'apps', app);
@@ -67,16 +62,14 @@ describe('Nest CLI (nest-cli.json, tsc builder)', () => {
   }, 30_000);
 
   afterAll(async () => {
-    await processes.endFile();
-    await etcd?.destroy();
     if (work) await rm(work, { recursive: true, force: true });
-  }, 30_000);
+  });
 
   it('`npx nest build greeter` and `npx nest build gateway` exit 0 and emit one .js per source file, importing the library by package name', async () => {
     for (const app of APPS) {
       const started = performance.now();
       // execFile rejects on a non-zero exit code, with the CLI's output in the error.
-      const { stdout, stderr } = await run('npx', ['nest', 'build', app, '-p', tsconfigOf(app)], { cwd: ROOT, env: cleanEnv(), timeout: 90_000 });
+      const { stdout, stderr } = await run('npx', ['nest', 'build', app, '-p', tsconfigOf(app)], { cwd: ROOT, env: childEnv(), timeout: 90_000 });
       console.log(`[nest-cli] npx nest build ${app}: ${Math.round(performance.now() - started)} ms${stdout || stderr ? `\n${stdout}${stderr}` : ''}`);
       expect(`${stdout}${stderr}`, 'tsc diagnostics from nest build').not.toMatch(/error TS\d+|Found \d+ error/);
 
@@ -94,15 +87,19 @@ describe('Nest CLI (nest-cli.json, tsc builder)', () => {
   it('the built greeter registers and `nest start gateway` serves /hello through discovery, and stops with the CLI', async () => {
     const namespace = uniqueNamespace('nest-cli');
     const greeter = processes.spawnNode('greeter (nest build)', join(distOf('greeter'), 'main.js'), {
-      ETCD_HOSTS: etcd.endpoint,
+      ETCD_HOSTS: fx.etcd.endpoint,
       DISCOVERY_NAMESPACE: namespace,
       LEASE_TTL_SECONDS: '2',
       GRPC_URL: '127.0.0.1:0',
     });
-    const entry = await pollUntil(`greeter (pid ${greeter.pid}) to register`, 20_000, async () => {
-      if (!greeter.alive) throw greeter.failure('exited before registering');
-      return (await listPrefix(etcd.endpoint, `${namespace}/greeter/`)).find((candidate) => candidate.key.includes(`-${greeter.pid}-`));
-    });
+    const entry = await waitFor(
+      async () => {
+        if (!greeter.alive) throw greeter.failure('exited before registering');
+        return (await listPrefix(fx.etcd.endpoint, `${namespace}/greeter/`)).find((candidate) => candidate.key.includes(`-${greeter.pid}-`));
+      },
+      20_000,
+      { intervalMs: 25, what: `greeter (pid ${greeter.pid}) to register` },
+    );
     const address = (JSON.parse(entry.value) as { Addr: string }).Addr;
 
     const port = await freePort();
@@ -111,7 +108,7 @@ describe('Nest CLI (nest-cli.json, tsc builder)', () => {
     const cli: ManagedProcess = processes.spawnNode(
       'nest start gateway',
       NEST_BIN,
-      { ETCD_HOSTS: etcd.endpoint, DISCOVERY_NAMESPACE: namespace, PORT: String(port) },
+      { ETCD_HOSTS: fx.etcd.endpoint, DISCOVERY_NAMESPACE: namespace, PORT: String(port) },
       ['start', 'gateway', '-p', tsconfigOf('gateway'), '--no-shell'],
     );
     const match = await cli.waitForOutput(/gateway listening on (http:\/\/\S+)/, 60_000);
@@ -122,12 +119,12 @@ describe('Nest CLI (nest-cli.json, tsc builder)', () => {
     expect(await readFile(`/proc/${app}/cmdline`, 'utf8')).toContain(join(distOf('gateway'), 'main'));
 
     const url = match[1].replace('[::1]', '127.0.0.1').replace(/\/$/, '');
-    const reply = await pollUntil('a /hello reply', 15_000, () => getJson<{ message: string; address: string }>(`${url}/hello?name=nest-cli`));
+    const reply = await waitFor(() => getJson<{ message: string; address: string }>(`${url}/hello?name=nest-cli`), 15_000, { intervalMs: 25, what: 'a /hello reply' });
     expect(reply).toMatchObject({ message: 'Hello, nest-cli!', address });
 
     const exit = await cli.stop();
     // Once the CLI is gone its orphan (if any) is re-parented; give the reaping a moment.
-    const appStillAlive = await pollUntil('the gateway to exit', 3_000, () => (isAlive(app) ? undefined : false)).catch(() => true);
+    const appStillAlive = await waitFor(() => !isAlive(app), 3_000, { intervalMs: 25 }).then(() => false, () => true);
     if (appStillAlive) process.kill(app, 'SIGKILL');
     expect(exit.forced, cli.output()).toBe(false);
     expect(appStillAlive, 'the gateway outlived `nest start`').toBe(false);

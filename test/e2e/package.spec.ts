@@ -1,46 +1,24 @@
 // The published package: what `npm pack` puts in the tarball, and a consumer project that installs it
 // and uses it by name, at run time (ESM import) and at type-check time (tsc, module nodenext).
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT } from '../support/processes.js';
-
-const run = promisify(execFile);
-const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
-
-interface PackedPackageJson {
-  name: string;
-  type?: string;
-  main?: string;
-  types?: string;
-  exports?: Record<string, string | Record<string, string>>;
-  dependencies?: Record<string, string>;
-  peerDependencies?: Record<string, string>;
-}
+import { installPacked, packLibrary, run, tscDiagnostics, type PackedManifest } from './packed-package.js';
 
 describe('npm package nestjs-etcd-discovery', () => {
   let work: string;
   let tarball: string;
   let entries: string[];
-  let manifest: PackedPackageJson;
+  let manifest: PackedManifest;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'etcd-discovery-pack-'));
-    // --ignore-scripts: no prepack rebuild here (the suite runs on the build made before it, and other test
-    // files run the built apps meanwhile); the tarball is what `dist` holds now.
-    const { stdout } = await run('npm', ['pack', '-w', 'nestjs-etcd-discovery', '--pack-destination', work, '--ignore-scripts', '--json'], {
-      cwd: ROOT,
-      timeout: 30_000,
-    });
-    const [packed] = JSON.parse(stdout) as [{ filename: string }];
-    tarball = join(work, packed.filename);
+    tarball = await packLibrary(work);
     entries = (await run('tar', ['-tzf', tarball])).stdout.split('\n').filter(Boolean);
     await mkdir(join(work, 'unpacked'));
     await run('tar', ['-xzf', tarball, '-C', join(work, 'unpacked')]);
-    manifest = JSON.parse(await readFile(join(work, 'unpacked/package/package.json'), 'utf8')) as PackedPackageJson;
+    manifest = JSON.parse(await readFile(join(work, 'unpacked/package/package.json'), 'utf8')) as PackedManifest;
   }, 45_000);
 
   afterAll(async () => {
@@ -68,17 +46,7 @@ describe('npm package nestjs-etcd-discovery', () => {
   it('installs into a consumer project, imports by name (ESM) and type-checks with tsc (nodenext)', async () => {
     const consumer = join(work, 'consumer');
     const modules = join(consumer, 'node_modules');
-    await mkdir(modules, { recursive: true });
-    // `npm install --offline` cannot resolve the peers' transitive tree from this machine's npm cache
-    // (ENOTCACHED), so install as npm lays it out, without the network: the package itself as a real
-    // directory from the tarball, its dependencies and peers linked from this repo's node_modules.
-    await run('tar', ['-xzf', tarball, '-C', modules]);
-    await run('mv', [join(modules, 'package'), join(modules, 'nestjs-etcd-discovery')]);
-    const linked = [...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {}), '@types/node'];
-    for (const name of linked) {
-      await mkdir(dirname(join(modules, name)), { recursive: true });
-      await symlink(join(ROOT, 'node_modules', name), join(modules, name), 'dir');
-    }
+    await installPacked(tarball, modules);
     await writeFile(
       join(consumer, 'package.json'),
       JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { 'nestjs-etcd-discovery': `file:${tarball}` } }, null, 2),
@@ -172,9 +140,6 @@ export function discover(factory: ClientFactory): { client: Observable<ClientGrp
 export const wrongPolicy: DiscoveredClientOptions = { package: 'greeter', protoPath: 'greeter.proto', loadBalancing: 'random' };
 `,
     );
-    const tsc = await run(process.execPath, [TSC, '-p', 'tsconfig.json'], { cwd: consumer, timeout: 30_000 }).catch(
-      (error: { stdout?: string; stderr?: string; message: string }) => ({ stdout: `${error.stdout ?? ''}${error.stderr ?? ''}` || error.message, failed: true }),
-    );
-    expect('failed' in tsc ? tsc.stdout : '', 'tsc --noEmit on the consumer').toBe('');
+    expect(await tscDiagnostics(consumer, 30_000), 'tsc --noEmit on the consumer').toBe('');
   }, 60_000);
 });

@@ -1,71 +1,26 @@
 // Port 0 and the hybrid (HTTP + gRPC) mode of the greeter app.
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
-import {
-  GREETER_PROTO,
-  describeExit,
-  epochNow,
-  getJson,
-  listPrefix,
-  startGreeter,
-  startGreeters,
-  startLoadClient,
-  uniqueNamespace,
-  useProcesses,
-} from '../support/processes.js';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/local-etcd.mjs';
+import { helloDirect } from '../support/greeter-proto.js';
+import { describeExit, epochNow, getJson, listPrefix, startGreeter, startGreeters, startLoadClient, uniqueNamespace, useProcesses } from '../support/processes.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { ms } from './load-analysis.js';
 import { RegistryWatch } from './registry-watch.js';
 
-interface HelloReply {
-  message: string;
-  instanceId: string;
-  address: string;
-}
-
-type GreeterStub = grpc.Client & {
-  sayHello(request: { name: string }, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, reply?: HelloReply) => void): void;
-};
-
-/** One SayHello straight to `address` with grpc-js, no discovery involved. */
-async function directHello(address: string): Promise<HelloReply> {
-  const definition = protoLoader.loadSync(GREETER_PROTO);
-  const pkg = grpc.loadPackageDefinition(definition) as unknown as {
-    greeter: { Greeter: new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => GreeterStub };
-  };
-  const client = new pkg.greeter.Greeter(address, grpc.credentials.createInsecure(), { 'grpc.enable_http_proxy': 0 });
-  try {
-    return await new Promise<HelloReply>((resolve, reject) =>
-      client.sayHello({ name: 'direct' }, { deadline: Date.now() + 5_000 }, (error, reply) => (error ? reject(error) : resolve(reply!))),
-    );
-  } finally {
-    client.close();
-  }
-}
-
 describe('greeter app: port 0 and hybrid mode (etcd, TTL 2 s)', () => {
   const processes = useProcesses();
-  let etcd: LocalEtcd;
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-  }, 30_000);
-  afterAll(async () => {
-    await processes.endFile();
-    await etcd?.destroy();
-  }, 60_000);
+  const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
 
   it('registers the real bound port when started with GRPC_URL=127.0.0.1:0', async () => {
     const namespace = uniqueNamespace('port0');
-    const greeters = await startGreeters(processes, 2, { etcd: etcd.endpoint, namespace, grpcUrl: '127.0.0.1:0' });
+    const greeters = await startGreeters(processes, 2, { etcd: fx.etcd.endpoint, namespace, grpcUrl: '127.0.0.1:0' });
 
     const ports = greeters.map((greeter) => greeter.port);
     console.log(`[port 0] registered addresses: ${greeters.map((greeter) => greeter.address).join(', ')}`);
     for (const greeter of greeters) {
       expect(greeter.record.Addr).toMatch(/^127\.0\.0\.1:\d+$/);
       expect(greeter.port).toBeGreaterThan(0);
-      const reply = await directHello(greeter.address);
+      const reply = await helloDirect(greeter.address);
       expect(reply.address).toBe(greeter.address);
       expect(reply.message).toBe('Hello, direct!');
     }
@@ -74,19 +29,19 @@ describe('greeter app: port 0 and hybrid mode (etcd, TTL 2 s)', () => {
 
   it('hybrid app: registers, GET /registration says so, serves gRPC through discovery, SIGTERM deregisters it', async () => {
     const namespace = uniqueNamespace('hybrid');
-    const watch = await RegistryWatch.open(etcd.endpoint, `${namespace}/greeter/`);
+    const watch = await RegistryWatch.open(fx.etcd.endpoint, `${namespace}/greeter/`);
     try {
       const httpPort = await freePort();
-      const greeter = await startGreeter(processes, { etcd: etcd.endpoint, namespace, httpPort, name: 'greeter-hybrid' });
+      const greeter = await startGreeter(processes, { etcd: fx.etcd.endpoint, namespace, httpPort, name: 'greeter-hybrid' });
 
       const state = await getJson<{ instanceId: string; registered: boolean; keys: string[] }>(`${greeter.httpUrl}/registration`);
       expect(state.registered).toBe(true);
       expect(state.keys).toEqual([greeter.key]);
       expect(greeter.key.endsWith(`/${state.instanceId}`)).toBe(true);
-      expect((await listPrefix(etcd.endpoint, `${namespace}/greeter/`)).map((entry) => entry.key)).toEqual([greeter.key]);
+      expect((await listPrefix(fx.etcd.endpoint, `${namespace}/greeter/`)).map((entry) => entry.key)).toEqual([greeter.key]);
       expect(greeter.port).not.toBe(httpPort);
 
-      const client = await startLoadClient(processes, { etcd: etcd.endpoint, namespace });
+      const client = await startLoadClient(processes, { etcd: fx.etcd.endpoint, namespace });
       const burst = await client.burst(40, 4);
       console.log(`[hybrid] ${greeter.address} (HTTP ${greeter.httpUrl}): calls=${burst.calls} failed=${burst.failed} byAddress=${JSON.stringify(burst.byAddress)}`);
       expect(burst).toMatchObject({ calls: 40, failed: 0, byAddress: { [greeter.address]: 40 } });
@@ -99,7 +54,7 @@ describe('greeter app: port 0 and hybrid mode (etcd, TTL 2 s)', () => {
       console.log(`[hybrid] SIGTERM: key deleted after ${ms(deleted.at - termAt)}, process exited after ${ms(exit.at - termAt)} (${describeExit(exit)})`);
       expect(deleted.at).toBeLessThan(exit.at);
       expect(exit.forced).toBe(false);
-      expect(await listPrefix(etcd.endpoint, `${namespace}/greeter/`)).toEqual([]);
+      expect(await listPrefix(fx.etcd.endpoint, `${namespace}/greeter/`)).toEqual([]);
     } finally {
       await watch.close();
     }

@@ -1,19 +1,8 @@
 // Losing one replica under continuous load: a graceful SIGTERM and a crash (kill -9).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
-import {
-  describeExit,
-  epochNow,
-  listPrefix,
-  sleep,
-  startGreeter,
-  startGreeters,
-  startLoadClient,
-  uniqueNamespace,
-  useProcesses,
-  type Greeter,
-  type LoadClient,
-} from '../support/processes.js';
+import { describeExit, epochNow, listPrefix, startGreeter, startGreeters, startLoadClient, uniqueNamespace, useProcesses, type Greeter, type LoadClient } from '../support/processes.js';
+import { useEtcd } from '../support/use-etcd.js';
+import { sleep, sleepUntil } from '../support/wait.js';
 import { countsBetween, failures, formatShares, lastServed, ms, served, sharesOf } from './load-analysis.js';
 import { RegistryWatch } from './registry-watch.js';
 
@@ -22,27 +11,23 @@ const LOAD = { ratePerSec: 200, concurrency: 8, delayMs: 5, durationMs: 15_000 }
 
 describe('one replica leaves under load (etcd, TTL 2 s)', () => {
   const processes = useProcesses();
+  const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
   const namespace = uniqueNamespace('shutdown');
-  let etcd: LocalEtcd;
   let survivors: Greeter[];
   let client: LoadClient;
   let watch: RegistryWatch;
 
   // Two greeters that stay, and the client, shared by the tests; each test adds the replica it ends.
   beforeAll(async () => {
-    etcd = await startEtcd();
-    survivors = await startGreeters(processes, 2, { etcd: etcd.endpoint, namespace, ttlSeconds: TTL_SECONDS });
-    client = await startLoadClient(processes, { etcd: etcd.endpoint, namespace });
-    watch = await RegistryWatch.open(etcd.endpoint, `${namespace}/greeter/`);
+    survivors = await startGreeters(processes, 2, { etcd: fx.etcd.endpoint, namespace, ttlSeconds: TTL_SECONDS });
+    client = await startLoadClient(processes, { etcd: fx.etcd.endpoint, namespace });
+    watch = await RegistryWatch.open(fx.etcd.endpoint, `${namespace}/greeter/`);
   }, 60_000);
-  afterAll(async () => {
-    await watch?.close();
-    await processes.endFile();
-    await etcd?.destroy();
-  }, 60_000);
+  // After hooks run last-registered first: the watch closes before useEtcd's hook stops etcd.
+  afterAll(() => watch?.close());
 
   it('SIGTERM to one replica under ~200 calls/s: 0 failed calls, key removed before the process exits', async () => {
-    const victim = await startGreeter(processes, { etcd: etcd.endpoint, namespace, ttlSeconds: TTL_SECONDS, name: 'greeter-sigterm' });
+    const victim = await startGreeter(processes, { etcd: fx.etcd.endpoint, namespace, ttlSeconds: TTL_SECONDS, name: 'greeter-sigterm' });
     await client.burst(30, 6); // every client subchannel connected before the clock starts
 
     const { started } = await client.startLoad(LOAD);
@@ -52,7 +37,7 @@ describe('one replica leaves under load (etcd, TTL 2 s)', () => {
     const deleted = watch.waitForDelete(victim.key, 10_000);
     const exit = await victim.proc.awaitExit(20_000);
     const deletedAt = (await deleted).at;
-    while (epochNow() < started + 4_000) await sleep(50);
+    await sleepUntil(started + 4_000, epochNow);
     const load = await client.stopLoad();
 
     const addresses = [...survivors.map((greeter) => greeter.address), victim.address];
@@ -77,7 +62,7 @@ describe('one replica leaves under load (etcd, TTL 2 s)', () => {
   });
 
   it('kill -9 of one replica under load: calls move to the others within 1 s, key gone within TTL + 1 s', async () => {
-    const victim = await startGreeter(processes, { etcd: etcd.endpoint, namespace, ttlSeconds: TTL_SECONDS, name: 'greeter-sigkill' });
+    const victim = await startGreeter(processes, { etcd: fx.etcd.endpoint, namespace, ttlSeconds: TTL_SECONDS, name: 'greeter-sigkill' });
     await client.burst(30, 6);
 
     await client.startLoad(LOAD);
@@ -86,7 +71,7 @@ describe('one replica leaves under load (etcd, TTL 2 s)', () => {
     victim.proc.signal('SIGKILL');
     const deleted = await watch.waitForDelete(victim.key, (TTL_SECONDS + 5) * 1_000);
     // Keep the load going at least 1.5 s past the kill, and until the key has gone.
-    while (epochNow() < Math.max(killAt + 1_500, deleted.at + 200)) await sleep(50);
+    await sleepUntil(Math.max(killAt + 1_500, deleted.at + 200), epochNow);
     const load = await client.stopLoad();
 
     const failed = failures(load.records);
@@ -103,7 +88,7 @@ describe('one replica leaves under load (etcd, TTL 2 s)', () => {
     expect(lateServed, 'calls served by the killed replica more than 1 s after the kill').toEqual([]);
     expect(lateFailures, 'failures later than 1 s after the kill').toEqual([]);
     expect(deleted.at - killAt).toBeLessThanOrEqual((TTL_SECONDS + 1) * 1_000);
-    expect((await listPrefix(etcd.endpoint, `${namespace}/greeter/`)).map((entry) => entry.key)).not.toContain(victim.key);
+    expect((await listPrefix(fx.etcd.endpoint, `${namespace}/greeter/`)).map((entry) => entry.key)).not.toContain(victim.key);
     // The survivors took the load after the kill.
     for (const survivor of survivors) expect(afterKill[survivor.address] ?? 0).toBeGreaterThan(50);
   });

@@ -1,42 +1,34 @@
 // One replica crashes (kill -9) under load, with and without a retry policy on the client.
-import { describe, it } from 'vitest';
+import { describe } from 'vitest';
 import { epochNow, type CallRecord, type LoadResult } from '../support/processes.js';
-import { clientHas, errorSummary, ms, sleepUntil, timeWhen } from './observe.js';
-import { keyRecovery } from './registry-sampler.js';
-import { check, scenario } from './scenario-runner.js';
-import { LOAD, TTL_SECONDS, sleep, type Scenario } from './scenario.js';
-
-const TTL_MS = TTL_SECONDS * 1_000;
-const TIMEOUT = 150_000;
+import { sleep, sleepUntil } from '../support/wait.js';
+import { errorSummary, ms, whenDropped, whenSampled } from './observe.js';
+import { fatesOf, stayed } from './registry-sampler.js';
+import { LONG_SCENARIO_TIMEOUT_MS, check, outcomeOf, scenarioTest } from './scenario-runner.js';
+import { LOAD, TTL_MS, type Scenario } from './scenario.js';
 
 /** A client notices a dead peer when its connection drops: on loopback within milliseconds, allowed 1 s here. */
 const NOTICE_MS = 1_000;
 
 describe.concurrent('a replica crashes under load', () => {
-  it(
-    '8a. kill -9 of one greeter under load, no retry policy',
-    scenario(
-      {
-        name: '8a. kill -9 of one greeter under load, no retry policy',
-        bound:
-          'every failed call had been routed to the killed greeter (the peer grpc-js sent it to, read by a client interceptor); ' +
-          `no call started later than ${NOTICE_MS} ms after the kill fails`,
-      },
-      (s) => killOneGreeter(s, false),
-    ),
-    TIMEOUT,
+  scenarioTest(
+    {
+      name: '8a. kill -9 of one greeter under load, no retry policy',
+      bound:
+        'every failed call had been routed to the killed greeter (the peer grpc-js sent it to, read by a client interceptor); ' +
+        `no call started later than ${NOTICE_MS} ms after the kill fails`,
+    },
+    (s) => killOneGreeter(s, false),
+    LONG_SCENARIO_TIMEOUT_MS,
   );
 
-  it(
-    '8b. kill -9 of one greeter under load, retry policy on UNAVAILABLE',
-    scenario(
-      {
-        name: '8b. kill -9 of one greeter under load, retry policy on UNAVAILABLE',
-        bound: '0 failed calls (client retry policy: 3 attempts on UNAVAILABLE)',
-      },
-      (s) => killOneGreeter(s, true),
-    ),
-    TIMEOUT,
+  scenarioTest(
+    {
+      name: '8b. kill -9 of one greeter under load, retry policy on UNAVAILABLE',
+      bound: '0 failed calls (client retry policy: 3 attempts on UNAVAILABLE)',
+    },
+    (s) => killOneGreeter(s, true),
+    LONG_SCENARIO_TIMEOUT_MS,
   );
 });
 
@@ -56,8 +48,8 @@ async function killOneGreeter(s: Scenario, withRetry: boolean) {
   const killAt = epochNow();
   victim.proc.signal('SIGKILL');
   await victim.proc.exited;
-  const goneAt = await timeWhen(() => sampler.latest()?.has(victim.key) === false, TTL_MS + 3_000);
-  const droppedAt = await timeWhen(async () => !(await clientHas(client, victim.key)), TTL_MS + 3_000);
+  const goneAt = await whenSampled(sampler, victim.key, false, TTL_MS + 3_000);
+  const droppedAt = await whenDropped(client, victim.key, TTL_MS + 3_000);
   s.mark(`key gone ${ms(goneAt && goneAt - killAt)}, dropped by the client ${ms(droppedAt && droppedAt - killAt)} after the kill`);
   await sleepUntil((droppedAt ?? Date.now()) + 500);
   const load: LoadResult = await client.stopLoad();
@@ -77,16 +69,13 @@ async function killOneGreeter(s: Scenario, withRetry: boolean) {
   const noticedAt = failures.length > 0 ? Math.min(...failures.map((r) => r.t)) : undefined;
   const retried = load.records.filter((r) => r.s <= killAt && r.t > killAt && r.a !== undefined && r.a !== victim.address && r.t - r.s > 3 * KILL_LOAD.delayMs).length;
   const lastFailure = failures.length > 0 ? Math.max(...failures.map((r) => r.t)) - killAt : 0;
-  const fates = others.map((greeter) => keyRecovery(sampler.samples, greeter.key, load.started));
-  const lost = fates.filter((fate) => !fate.presentAtEnd || fate.absentSamples > 0).length;
+  const lost = fatesOf(sampler.samples, others, load.started).filter((fate) => !stayed(fate)).length;
   // Without retries a call the victim had (in flight at the kill, or sent to it before the client noticed) cannot succeed.
   const allowed = withRetry ? 0 : inFlightAtKill + sentAfterKill.filter((r) => r.s <= killAt + NOTICE_MS).length;
   const peers = new Map<string, number>();
   for (const r of elsewhere) peers.set(r.p ?? 'none', (peers.get(r.p ?? 'none') ?? 0) + 1);
   const explained = withRetry && failures.length > 0 ? ` [grpc-js trace of the failed calls: ${explainRetries(s.fullOutput(client.proc))}]` : '';
-  return {
-    calls: load.calls,
-    failed: load.failed,
+  return outcomeOf(load, {
     allowedFailed: allowed,
     registrationsLost: lost,
     recoveryMs: lastFailure,
@@ -107,7 +96,7 @@ async function killOneGreeter(s: Scenario, withRetry: boolean) {
       check(`the killed greeter's key expired and the client dropped it (${ms(droppedAt && droppedAt - killAt)})`, droppedAt !== undefined),
       check('the survivors stayed registered', lost === 0),
     ],
-  };
+  });
 }
 
 /**

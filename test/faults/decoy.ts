@@ -1,6 +1,6 @@
 // A decoy: a real greeter registered in ANOTHER namespace of the scenario's etcd. Bad records point at it, so a
 // bad record that got routed shows up as calls it served.
-import { timeWhen } from './observe.js';
+import { timeWhen } from '../support/wait.js';
 import type { GreeterProcess, Scenario } from './scenario.js';
 
 /** Starts the decoy and resolves once it is registered, with its key and address filled in. */

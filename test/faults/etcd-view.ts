@@ -1,5 +1,7 @@
 // The test's own view of etcd: plain HTTP to etcd's gRPC gateway (stateless, so an outage or a restart of etcd
 // never leaves it stuck in a reconnect backoff), over every member of a cluster, with simple-token auth if asked.
+import { vi } from 'vitest';
+
 const b64 = (text: string | Buffer): string => Buffer.from(text).toString('base64');
 const unb64 = (text: string | undefined): string => Buffer.from(text ?? '', 'base64').toString('utf8');
 
@@ -66,17 +68,14 @@ export class EtcdView {
   }
 
   /** Retries `put` until etcd takes it (e.g. while a new leader is elected); resolves with when it succeeded. */
-  async putEventually(key: string, value: string, timeoutMs: number): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
+  putEventually(key: string, value: string, timeoutMs: number): Promise<number> {
+    return vi.waitFor(
+      async () => {
         await this.put(key, value, 1_000);
         return Date.now();
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
+      },
+      { timeout: timeoutMs, interval: 50 },
+    );
   }
 
   /** POSTs to the members in turn, starting with the last one that answered. */

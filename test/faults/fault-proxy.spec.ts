@@ -2,6 +2,7 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { sleep, timed, waitFor } from '../support/wait.js';
 
 let echo: Server;
 let echoPort: number;
@@ -60,15 +61,13 @@ function open(port: number): Promise<Peer> {
   });
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
+/** Milliseconds until the peer has received exactly `expected`. */
 async function waitForText(peer: Peer, expected: string, timeoutMs = 2_000): Promise<number> {
-  const started = performance.now();
-  while (peer.received() !== expected) {
-    if (performance.now() - started > timeoutMs) throw new Error(`expected ${JSON.stringify(expected)}, got ${JSON.stringify(peer.received())}`);
-    await sleep(5);
-  }
-  return performance.now() - started;
+  const exactly = (): boolean => {
+    if (peer.received() !== expected) throw new Error(`expected ${JSON.stringify(expected)}, got ${JSON.stringify(peer.received())}`);
+    return true;
+  };
+  return (await timed(() => waitFor(exactly, timeoutMs, { intervalMs: 5, what: 'the echoed text' }))).ms;
 }
 
 describe('fault proxy', () => {

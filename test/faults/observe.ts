@@ -1,28 +1,11 @@
-// Small observation helpers shared by the scenarios: waiting with a timestamp, the client's list against
-// etcd's, and arithmetic over the load client's call records.
+// Small observation helpers shared by the scenarios: the client's list against etcd's, when a key comes and goes
+// (in the client's list, in the sampled registry), and arithmetic over the load client's call records.
 import { readFileSync } from 'node:fs';
+import { freePort } from '../../scripts/local-etcd.mjs';
 import type { CallRecord, LoadClient } from '../support/processes.js';
+import { timeWhen } from '../support/wait.js';
+import type { RegistrySampler } from './registry-sampler.js';
 import type { Scenario } from './scenario.js';
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-export async function sleepUntil(at: number): Promise<void> {
-  const wait = at - Date.now();
-  if (wait > 0) await sleep(wait);
-}
-
-/** Polls `condition` until true; resolves with Date.now() at that moment, or undefined after `timeoutMs`. */
-export async function timeWhen(condition: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<number | undefined> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await Promise.resolve()
-      .then(condition)
-      .catch(() => false);
-    if (ok) return Date.now();
-    if (Date.now() > deadline) return undefined;
-    await sleep(intervalMs);
-  }
-}
 
 export async function clientKeys(client: LoadClient): Promise<string[]> {
   return (await client.instances()).map((instance) => instance.key).sort();
@@ -40,6 +23,31 @@ export async function listsEqual(s: Scenario, client: LoadClient): Promise<boole
 
 export async function clientHas(client: LoadClient, key: string): Promise<boolean> {
   return (await clientKeys(client)).includes(key);
+}
+
+/** When the client first lists `key` (Date.now()), or undefined after `timeoutMs`. */
+export function whenListed(client: LoadClient, key: string, timeoutMs: number): Promise<number | undefined> {
+  return timeWhen(() => clientHas(client, key), timeoutMs);
+}
+
+/** When the client first no longer lists `key`, or undefined after `timeoutMs`. */
+export function whenDropped(client: LoadClient, key: string, timeoutMs: number): Promise<number | undefined> {
+  return timeWhen(async () => !(await clientHas(client, key)), timeoutMs);
+}
+
+/** When the sampled registry first holds `key` (`present`) or first lacks it, or undefined after `timeoutMs`. */
+export function whenSampled(sampler: RegistrySampler, key: string, present: boolean, timeoutMs: number): Promise<number | undefined> {
+  return timeWhen(() => sampler.latest()?.has(key) === present, timeoutMs);
+}
+
+/**
+ * The client's watch end to end: writes a record at `${s.prefix}${name}` as soon as etcd takes it (retrying, e.g.
+ * during an election) and times when the client lists it.
+ */
+export async function probeWatch(s: Scenario, client: LoadClient, name: string, timeoutMs = 10_000): Promise<{ key: string; writtenAt: number; seenAt?: number }> {
+  const key = `${s.prefix}${name}`;
+  const writtenAt = await s.view.putEventually(key, record(`127.0.0.1:${await freePort()}`), timeoutMs);
+  return { key, writtenAt, seenAt: await whenListed(client, key, timeoutMs) };
 }
 
 /** A record in etcd's naming format. */
@@ -62,6 +70,11 @@ export function startedBetween(records: readonly CallRecord[], from: number, to:
 /** Calls served by `address` that started after `after`. */
 export function servedAfter(records: readonly CallRecord[], address: string, after: number): CallRecord[] {
   return records.filter((record) => record.a === address && record.s > after);
+}
+
+/** `calls N, failed M (errors)`: how a scenario's details end. */
+export function callsSummary(load: { calls: number; failed: number; records: readonly CallRecord[] }): string {
+  return `calls ${load.calls}, failed ${load.failed} (${errorSummary(load.records)})`;
 }
 
 /** The first few distinct error messages, with counts. */

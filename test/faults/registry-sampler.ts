@@ -110,3 +110,13 @@ export function lastUnanswered(samples: readonly Sample[], from: number, to = In
   for (const sample of samples) if (!sample.kvs && sample.at >= from && sample.at <= to) last = sample.at;
   return last;
 }
+
+/** How each greeter's key fared since `from`. */
+export function fatesOf(samples: readonly Sample[], greeters: readonly { key: string }[], from = 0): KeyRecovery[] {
+  return greeters.map((greeter) => keyRecovery(samples, greeter.key, from));
+}
+
+/** The key stayed registered: present at the end, never absent in the window (and, `strict`, never recreated). */
+export function stayed(fate: KeyRecovery, strict = false): boolean {
+  return fate.presentAtEnd && fate.absentSamples === 0 && (!strict || fate.recreated === 0);
+}

@@ -3,51 +3,44 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
-import { Etcd3 } from 'etcd3';
-import { describe, it } from 'vitest';
+import type { Etcd3 } from 'etcd3';
+import { describe } from 'vitest';
 import { freePort } from '../../scripts/local-etcd.mjs';
-import { clientHas, errorSummary, failedBetween, ms, record, sleepUntil, startedBetween, timeWhen } from './observe.js';
-import { registeredAgainMs, loggedRegistrations } from './registration-log.js';
-import { keyRecovery, lastUnanswered } from './registry-sampler.js';
+import { sleep, sleepUntil, timeWhen } from '../support/wait.js';
+import { outsider } from './bulk-writer.js';
 import { startDecoy } from './decoy.js';
-import { check, scenario } from './scenario-runner.js';
-import { LOAD, TTL_SECONDS, sleep, type Scenario } from './scenario.js';
+import { callsSummary, failedBetween, ms, probeWatch, record, startedBetween, whenListed } from './observe.js';
+import { loggedRegistrations, registeredAgainMs } from './registration-log.js';
+import { fatesOf, lastUnanswered } from './registry-sampler.js';
+import { LONG_SCENARIO_TIMEOUT_MS, check, noFailedCalls, outcomeOf, scenarioTest } from './scenario-runner.js';
+import { BOUND_MS, LOAD, TTL_MS, type Scenario } from './scenario.js';
 
-const TTL_MS = TTL_SECONDS * 1_000;
-const BOUND_MS = 2_000;
-const TIMEOUT = 150_000;
 const GARBAGE_WRITES = 10_000;
 const GARBAGE_KEYS = 100;
 /** Heap growth (after a full GC) that 10,000 garbage writes may cause: far below what keeping them would cost. */
 const HEAP_GROWTH_LIMIT = 3 * 2 ** 20;
 
 describe.concurrent('registry contents and access', () => {
-  it(
-    '9. garbage under the service prefix',
-    scenario(
-      {
-        name: '9. garbage under the service prefix',
-        bound:
-          'every garbage record skipped (or, a dead port, ejected), logged once, never routed a successful call, no crash, 0 failed calls; ' +
-          `client heap after ${GARBAGE_WRITES} garbage writes within ${HEAP_GROWTH_LIMIT / 2 ** 20} MiB of before`,
-      },
-      garbage,
-    ),
-    TIMEOUT,
+  scenarioTest(
+    {
+      name: '9. garbage under the service prefix',
+      bound:
+        'every garbage record skipped (or, a dead port, ejected), logged once, never routed a successful call, no crash, 0 failed calls; ' +
+        `client heap after ${GARBAGE_WRITES} garbage writes within ${HEAP_GROWTH_LIMIT / 2 ** 20} MiB of before`,
+    },
+    garbage,
+    LONG_SCENARIO_TIMEOUT_MS,
   );
 
-  it(
-    '10. etcd with authentication (simple tokens) restarted',
-    scenario(
-      {
-        name: '10. etcd with authentication (simple tokens) restarted',
-        bound:
-          `leases and watchers recover: 0 failed calls; every instance registered (live lease) within ${BOUND_MS} ms of etcd being back; ` +
-          `the client's watch live again within ${BOUND_MS} ms (listed again, and a record written afterwards reaches it within that time of its write)`,
-      },
-      authRestart,
-    ),
-    TIMEOUT,
+  scenarioTest(
+    {
+      name: '10. etcd with authentication (simple tokens) restarted',
+      bound:
+        `leases and watchers recover: 0 failed calls; every instance registered (live lease) within ${BOUND_MS} ms of etcd being back; ` +
+        `the client's watch live again within ${BOUND_MS} ms (listed again, and a record written afterwards reaches it within that time of its write)`,
+    },
+    authRestart,
+    LONG_SCENARIO_TIMEOUT_MS,
   );
 });
 
@@ -58,9 +51,7 @@ async function garbage(s: Scenario) {
   const decoy = await startDecoy(s);
   const deadPort = await freePort();
   const client = await s.client({ env: { LOAD_CLIENT_LOG_LEVELS: 'error,warn,log' } });
-  await client.burst(30, 6);
-  await client.startLoad(LOAD);
-  await sleep(500);
+  await s.startLoad(client, LOAD, 500);
 
   const p = s.prefix;
   const [g1] = greeters;
@@ -98,15 +89,14 @@ async function garbage(s: Scenario) {
 
   // Warm up, then measure the client's heap around 10,000 garbage writes over 100 keys (each key keeps one kind of
   // garbage, with new content every time, as a misbehaving writer would).
-  const writer = new Etcd3({ hosts: s.endpoints });
-  s.defer(() => writer.close());
+  const writer = outsider(s);
   await writeGarbage(s, writer, 1_000);
   const before = await client.memory();
   const stormAt = s.mark(`${GARBAGE_WRITES} garbage writes`);
   const writesPerSec = await writeGarbage(s, writer, GARBAGE_WRITES);
   const marker = `${p}zz-marker-after-storm`;
   await s.view.put(marker, record(`127.0.0.1:${await freePort()}`));
-  const caughtUp = await timeWhen(() => clientHas(client, marker), 20_000);
+  const caughtUp = await whenListed(client, marker, 20_000);
   await s.view.delete(marker);
   await sleep(500);
   const after = await client.memory();
@@ -140,21 +130,17 @@ async function garbage(s: Scenario) {
   const expectedKeys = [...greeters.map((greeter) => greeter.key), deadKey].sort();
   const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
   s.keep('garbage', { skippedOnce, stormLines, before, after });
-  return {
-    calls: load.calls,
-    failed: load.failed,
-    allowedFailed: 0,
+  return outcomeOf(load, {
     registrationsLost: greeters.filter((greeter) => !inEtcd.has(greeter.key)).length,
-    recoveryMs: null,
     details:
       `${set.length} garbage records + ${outside.length} outside the prefix + a dead-port record, written ${ms(Date.now() - writeAt)} before the end; ` +
       `warnings per garbage key: ${skippedOnce.map(({ count }) => count).join(',')}; a live greeter's own key reported as skipped ${g1Skipped} time(s); ` +
       `${GARBAGE_WRITES} writes over ${GARBAGE_KEYS} keys at ${Math.round(writesPerSec)}/s produced ${stormLines} warnings; ` +
       `client heap ${mib(before.heapUsed)} -> ${mib(after.heapUsed)} (rss ${mib(before.rss)} -> ${mib(after.rss)}); ` +
       `calls to the decoy ${decoyCalls}, to the dead port ${deadCalls}; greeter shares ${shares.map((share) => `${(share * 100).toFixed(0)}%`).join(', ')}; ` +
-      `calls ${load.calls}, failed ${load.failed} (${errorSummary(load.records)})`,
+      callsSummary(load),
     checks: [
-      check(`0 failed calls (got ${load.failed}: ${errorSummary(load.records)})`, load.failed === 0),
+      noFailedCalls(load),
       check(`no process crashed (${crashed.join(', ') || 'none'})`, crashed.length === 0),
       check(`no call routed to an address only garbage names (decoy ${decoyCalls}, dead port ${deadCalls})`, decoyCalls === 0 && deadCalls === 0),
       check(
@@ -175,7 +161,7 @@ async function garbage(s: Scenario) {
       check(`client heap stable after ${GARBAGE_WRITES} garbage writes (+${mib(heapGrowth)}, limit ${mib(HEAP_GROWTH_LIMIT)})`, heapGrowth < HEAP_GROWTH_LIMIT),
       check(`the client caught up with the writes (${ms(caughtUp && caughtUp - stormAt)})`, caughtUp !== undefined),
     ],
-  };
+  });
 }
 
 /** Kind of garbage per key index; the content changes on every write. */
@@ -219,10 +205,8 @@ async function authRestart(s: Scenario) {
 
   const greeters = await s.greeters(3);
   const client = await s.client({ env: { LOAD_CLIENT_LOG_LEVELS: 'error,warn,log' } });
-  await client.burst(30, 6);
   const sampler = s.sampler();
-  await client.startLoad(LOAD);
-  await sleep(1_000);
+  await s.startLoad(client);
 
   const DOWN_MS = TTL_MS + 1_000;
   const relists = (): number => (client.proc.output().match(/resynced/g) ?? []).length;
@@ -233,19 +217,17 @@ async function authRestart(s: Scenario) {
   await etcd.restart();
   const healAt = s.mark('etcd healthy again');
   const relisted = timeWhen(() => relists() > relistsBefore, 10_000);
-  const probe = `${s.prefix}probe-after-restart`;
-  const probeAt = await s.view.putEventually(probe, record(`127.0.0.1:${await freePort()}`), 10_000);
-  const probeSeenAt = await timeWhen(() => clientHas(client, probe), 10_000);
+  const probe = await probeWatch(s, client, 'probe-after-restart');
   const relistedAt = await relisted;
   s.mark(
-    `client listed again ${ms(relistedAt && relistedAt - healAt)} after the heal; probe written ${ms(probeAt - healAt)}, seen by the client ${ms(probeSeenAt && probeSeenAt - healAt)} after the heal`,
+    `client listed again ${ms(relistedAt && relistedAt - healAt)} after the heal; probe written ${ms(probe.writtenAt - healAt)}, seen by the client ${ms(probe.seenAt && probe.seenAt - healAt)} after the heal`,
   );
-  await s.view.delete(probe);
+  await s.view.delete(probe.key);
   await sleepUntil(healAt + 2 * TTL_MS + 1_500);
   const load = await client.stopLoad();
   await sampler.stop();
 
-  const fates = greeters.map((greeter) => keyRecovery(sampler.samples, greeter.key, healAt));
+  const fates = fatesOf(sampler.samples, greeters, healAt);
   // The test's view may stay blind for seconds after the restart (a loaded machine, a stale token): the greeter's own
   // "registered (lease N)" line dates the registration when no sample after it missed the key.
   const perKey = fates.map((fate, index) => registeredAgainMs(fate, loggedRegistrations(s.fullOutput(greeters[index].proc), s.startedAt), healAt));
@@ -254,25 +236,22 @@ async function authRestart(s: Scenario) {
   // Live again = listed again, and a record written after that reaches it. The test's own first write after the
   // restart may take a couple of seconds (its HTTP connection and token went stale): not the client's time.
   const relistMs = relistedAt === undefined ? undefined : relistedAt - healAt;
-  const probeMs = probeSeenAt === undefined ? undefined : Math.max(0, probeSeenAt - probeAt);
+  const probeMs = probe.seenAt === undefined ? undefined : Math.max(0, probe.seenAt - probe.writtenAt);
   const watchMs = relistMs === undefined || probeMs === undefined ? undefined : Math.max(relistMs, probeMs);
   const recoveryMs = registeredMs === undefined || watchMs === undefined ? undefined : Math.max(registeredMs, watchMs);
   const lost = perKey.filter((value) => value === undefined || value > BOUND_MS).length;
   const alive = await Promise.all(fates.map((fate) => s.view.leaseTtl(fate.finalLease ?? '0').catch(() => -1)));
-  return {
-    calls: load.calls,
-    failed: load.failed,
-    allowedFailed: 0,
+  return outcomeOf(load, {
     registrationsLost: lost,
-    recoveryMs: recoveryMs ?? null,
+    recoveryMs,
     details:
       `etcd down ${ms(healAt - downAt)}; ${startedBetween(load.records, downAt, healAt)} calls meanwhile, ${failedBetween(load.records, downAt, healAt)} failed; ` +
       `after the restart: instances registered (stable on a live lease) in ${perKey.map(ms).join(', ')} (remaining TTLs ${alive.join(', ')} s; the test's view answered again ${ms(blindMs)} after it), ` +
-      `the client listed again ${ms(relistMs)} after it and a record written ${ms(probeAt - healAt)} after it reached the client ${ms(probeMs)} later; calls ${load.calls}, failed ${load.failed} (${errorSummary(load.records)})`,
+      `the client listed again ${ms(relistMs)} after it and a record written ${ms(probe.writtenAt - healAt)} after it reached the client ${ms(probeMs)} later; ${callsSummary(load)}`,
     checks: [
-      check(`0 failed calls (got ${load.failed}: ${errorSummary(load.records)})`, load.failed === 0),
+      noFailedCalls(load),
       check(`every instance registered again within ${BOUND_MS} ms, on a live lease (${perKey.map(ms).join(', ')}; TTLs ${alive.join(', ')})`, lost === 0 && alive.every((ttl) => ttl > 0)),
       check(`the client's watch live again within ${BOUND_MS} ms (${ms(watchMs)})`, watchMs !== undefined && watchMs <= BOUND_MS),
     ],
-  };
+  });
 }

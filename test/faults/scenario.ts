@@ -7,23 +7,28 @@ import { compact, startEtcd, startEtcdCluster, type LocalEtcd, type LocalEtcdClu
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import {
   GREETER_MAIN,
-  LOAD_CLIENT,
   LoadClient,
   ProcessTracker,
   ROOT,
   describeExit,
+  forkLoadClient,
   uniqueNamespace,
+  whenClientReady,
+  type LoadOptions,
   type ManagedProcess,
 } from '../support/processes.js';
+import { sleep, waitFor } from '../support/wait.js';
 import { EtcdView } from './etcd-view.js';
-import { sleep } from './observe.js';
 import { RegistrySampler } from './registry-sampler.js';
 
-export { compact, sleep };
+export { compact };
 
 export const TTL_SECONDS = 2;
+export const TTL_MS = TTL_SECONDS * 1_000;
+/** How soon after a fault heals the scenarios want instances registered and clients current again. */
+export const BOUND_MS = 2_000;
 /** Steady load used by every scenario unless it says otherwise. */
-export const LOAD = { ratePerSec: 200, concurrency: 32, delayMs: 5, durationMs: 45_000 };
+export const LOAD: LoadOptions = { ratePerSec: 200, concurrency: 32, delayMs: 5, durationMs: 45_000 };
 
 export interface Check {
   what: string;
@@ -205,26 +210,26 @@ export class Scenario {
 
   /** Resolves once the greeter's key (it contains `-<pid>-`) is in etcd; fills key and address. */
   async awaitRegistration(greeter: GreeterProcess, timeoutMs: number): Promise<GreeterProcess> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (!greeter.proc.alive) throw greeter.proc.failure(`exited (${describeExit(greeter.proc.exitInfo)}) before registering`);
-      // Keys first: other values under the prefix may be large (scenario 13 keeps 5 MiB there).
-      const found = await this.view
-        .range(this.prefix, 1_000, { keysOnly: true })
-        .then((result) => result.kvs.find((kv) => kv.key.includes(`-${greeter.proc.pid}-`)))
-        .then((kv) => (kv ? this.view.range(kv.key).then((result) => result.kvs.find((one) => one.key === kv.key)) : undefined))
-        .catch(() => undefined);
-      if (found) {
-        const record = JSON.parse(found.value) as { Addr: string };
-        greeter.key = found.key;
-        greeter.address = record.Addr;
-        greeter.port = Number(record.Addr.slice(record.Addr.lastIndexOf(':') + 1));
-        this.mark(`${greeter.name} registered as ${greeter.address}`);
-        return greeter;
-      }
-      if (Date.now() > deadline) throw greeter.proc.failure(`did not register under ${this.prefix} within ${timeoutMs} ms`);
-      await sleep(50);
-    }
+    const found = await waitFor(
+      async () => {
+        if (!greeter.proc.alive) return 'exited';
+        // Keys first: other values under the prefix may be large (scenario 13 keeps 5 MiB there).
+        const { kvs } = await this.view.range(this.prefix, 1_000, { keysOnly: true });
+        const key = kvs.find((kv) => kv.key.includes(`-${greeter.proc.pid}-`))?.key;
+        return key ? (await this.view.range(key)).kvs.find((one) => one.key === key) : undefined;
+      },
+      timeoutMs,
+      { intervalMs: 50 },
+    ).catch(() => {
+      throw greeter.proc.failure(`did not register under ${this.prefix} within ${timeoutMs} ms`);
+    });
+    if (found === 'exited') throw greeter.proc.failure(`exited (${describeExit(greeter.proc.exitInfo)}) before registering`);
+    const record = JSON.parse(found.value) as { Addr: string };
+    greeter.key = found.key;
+    greeter.address = record.Addr;
+    greeter.port = Number(record.Addr.slice(record.Addr.lastIndexOf(':') + 1));
+    this.mark(`${greeter.name} registered as ${greeter.address}`);
+    return greeter;
   }
 
   greeters(count: number, options: GreeterStart = {}): Promise<GreeterProcess[]> {
@@ -234,28 +239,20 @@ export class Scenario {
   /** Forks the load client; resolves once it has a live greeter (or rejects with its fatal error). */
   async client(options: ClientStart = {}): Promise<LoadClient> {
     const proc = this.forkClient(options);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(proc.failure('was not ready within 25000 ms')), 25_000);
-      proc.child.on('message', (message: Record<string, unknown>) => {
-        if (message.ready) {
-          clearTimeout(timer);
-          resolve();
-        } else if (message.fatal) {
-          clearTimeout(timer);
-          reject(new ClientFatalError(String(message.fatal), proc));
-        }
-      });
-      void proc.exited.then((info) => {
-        clearTimeout(timer);
-        reject(proc.failure(`exited (${describeExit(info)}) before it was ready`));
-      });
-    });
+    await whenClientReady(proc, 25_000, (fatal) => new ClientFatalError(fatal, proc));
     this.mark(`${proc.name} ready (pid ${proc.pid})`);
     return new LoadClient(proc);
   }
 
+  /** Warms `client` up (30 calls: every subchannel connected before the clock starts), starts `load` and gives it `settleMs`. */
+  async startLoad(client: LoadClient, load: LoadOptions = LOAD, settleMs = 1_000): Promise<void> {
+    await client.burst(30, 6);
+    await client.startLoad(load);
+    await sleep(settleMs);
+  }
+
   forkClient(options: ClientStart = {}): ManagedProcess {
-    return this.logged(this.tracker.forkNode(options.name ?? 'load-client', LOAD_CLIENT, {
+    return this.logged(forkLoadClient(this.tracker, options.name ?? 'load-client', {
       ETCD_HOSTS: (options.etcdHosts ?? this.endpoints).join(','),
       DISCOVERY_NAMESPACE: this.namespace,
       ...(this.auth ? { ETCD_USERNAME: this.auth.username, ETCD_PASSWORD: this.auth.password } : {}),

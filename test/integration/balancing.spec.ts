@@ -1,20 +1,7 @@
 // The etcd resolver and ClientFactory with real in-process gRPC servers (greeter proto) and real etcd:
 // round robin spread, membership changes under load with zero failed calls, pick_first, empty lists,
 // the wait timeout, and garbage records that must never get a call.
-import { fileURLToPath } from 'node:url';
-import {
-  Metadata,
-  Server,
-  ServerCredentials,
-  loadPackageDefinition,
-  status as Status,
-  type GrpcObject,
-  type ServiceClientConstructor,
-  type ServiceError,
-  type handleUnaryCall,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import type { Etcd3 } from 'etcd3';
+import { Metadata, Server, ServerCredentials, status as Status, type ServiceError, type handleUnaryCall } from '@grpc/grpc-js';
 import { firstValueFrom, lastValueFrom, type Observable } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientFactory } from '../../libs/etcd-discovery/src/client/client-factory.js';
@@ -23,19 +10,11 @@ import { NoLiveInstanceError } from '../../libs/etcd-discovery/src/client/no-liv
 import { DiscoveryHub } from '../../libs/etcd-discovery/src/discovery/discovery-hub.js';
 import { createEtcdClient } from '../../libs/etcd-discovery/src/registry/etcd-client.factory.js';
 import { EtcdRegistration } from '../../libs/etcd-discovery/src/server/etcd-registration.js';
-import {
-  Cleanup,
-  discoveryOptions,
-  outsiderClient,
-  record,
-  recordLogs,
-  startEtcd,
-  uniqueNamespace,
-  type LocalEtcd,
-} from '../support/etcd.js';
+import { discoveryOptions, record, recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { GREETER_PROTO_PATH, loadGreeter } from '../support/greeter-proto.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { sleep, timed, waitFor } from '../support/wait.js';
 
-const PROTO_PATH = fileURLToPath(new URL('../../apps/greeter/proto/greeter.proto', import.meta.url));
 const SERVICE = 'greeter';
 
 interface HelloRequest {
@@ -61,15 +40,11 @@ interface Greeter {
 }
 
 recordLogs();
-const cleanup = new Cleanup();
+const fx = useEtcd();
 const greeters: Greeter[] = [];
-let etcd: LocalEtcd;
-let outsider: Etcd3;
 
 async function startGreeter(name: string): Promise<Greeter> {
-  const definition = loadSync(PROTO_PATH, { keepCase: true, defaults: true });
-  const greeterPackage = loadPackageDefinition(definition).greeter as GrpcObject;
-  const service = (greeterPackage.Greeter as ServiceClientConstructor).service;
+  const { service } = loadGreeter({ keepCase: true, defaults: true });
   const server = new Server();
   const arrivals: number[] = [];
   let address = '';
@@ -94,40 +69,35 @@ let g1: Greeter, g2: Greeter, g3: Greeter, g4: Greeter;
 
 beforeAll(async () => {
   [g1, g2, g3, g4] = await Promise.all(['g1', 'g2', 'g3', 'g4'].map(startGreeter));
-  etcd = await startEtcd();
-  outsider = outsiderClient(etcd.endpoint);
 });
 
-afterEach(async () => {
-  await cleanup.run();
+afterEach(() => {
   for (const greeter of greeters) greeter.arrivals.length = 0;
 });
 
-afterAll(async () => {
+afterAll(() => {
   for (const greeter of greeters) greeter.server.forceShutdown();
-  outsider?.close();
-  await etcd?.destroy();
 });
 
 /** A ClientFactory over its own hub and library etcd client, closed after the test. */
 function newFactory(namespace: string): ClientFactory {
-  const options = discoveryOptions(etcd.endpoint, namespace);
+  const options = discoveryOptions(fx.etcd.endpoint, namespace);
   const client = createEtcdClient(options.etcd);
   const hub = new DiscoveryHub(client, namespace);
   const factory = new ClientFactory(hub, 10_000);
-  cleanup.add(() => client.close());
-  cleanup.add(() => hub.close());
-  cleanup.add(() => factory.close());
+  fx.cleanup.add(() => client.close());
+  fx.cleanup.add(() => hub.close());
+  fx.cleanup.add(() => factory.close());
   return factory;
 }
 
 function clientOptions(extra: Partial<DiscoveredClientOptions> = {}): DiscoveredClientOptions {
-  return { package: 'greeter', protoPath: PROTO_PATH, waitTimeoutMs: 3_000, ...extra };
+  return { package: 'greeter', protoPath: GREETER_PROTO_PATH, waitTimeoutMs: 3_000, ...extra };
 }
 
 async function register(namespace: string, greeter: Greeter, id = greeter.name): Promise<string> {
   const key = `${namespace}/${SERVICE}/${id}`;
-  await outsider.put(key).value(record(greeter.address, { name: greeter.name }));
+  await fx.outsider.put(key).value(record(greeter.address, { name: greeter.name }));
   return key;
 }
 
@@ -204,11 +174,11 @@ describe('etcd resolver + ClientFactory with real gRPC servers', () => {
       await sleep(300);
 
       // Added through the library's own registration, as a serving app would.
-      const options = discoveryOptions(etcd.endpoint, ns, { registration: { serviceName: SERVICE }, server: { ttlSeconds: 2 } });
+      const options = discoveryOptions(fx.etcd.endpoint, ns, { registration: { serviceName: SERVICE }, server: { ttlSeconds: 2 } });
       const registrationClient = createEtcdClient(options.etcd);
-      cleanup.add(() => registrationClient.close());
+      fx.cleanup.add(() => registrationClient.close());
       const g3Registration = new EtcdRegistration(registrationClient, options);
-      cleanup.add(() => g3Registration.withdraw());
+      fx.cleanup.add(() => g3Registration.withdraw());
       const [host, port] = g3.address.split(':');
       g3Registration.register({ address: { host, port: Number(port) }, grpcServices: ['greeter.Greeter'] });
       await g3Registration.whenRegistered();
@@ -217,7 +187,7 @@ describe('etcd resolver + ClientFactory with real gRPC servers', () => {
       expect(g3.arrivals[0] - addedAt).toBeLessThan(1_000);
 
       // Removed by an outside actor deleting its key.
-      await outsider.delete().key(g1Key).exec();
+      await fx.outsider.delete().key(g1Key).exec();
       const removedAt = Date.now();
       await sleep(2_000);
       expect(arrivedAfter(g1, removedAt + 1_000)).toBe(0);
@@ -263,7 +233,7 @@ describe('etcd resolver + ClientFactory with real gRPC servers', () => {
       'x/nested': record(g4.address),
       'z-duplicate-of-a1': record(g1.address),
     };
-    for (const [suffix, value] of Object.entries(garbage)) await outsider.put(`${prefix}${suffix}`).value(value);
+    for (const [suffix, value] of Object.entries(garbage)) await fx.outsider.put(`${prefix}${suffix}`).value(value);
 
     const factory = newFactory(ns);
     const client = await firstValueFrom(factory.getService<GreeterClient>(SERVICE, 'Greeter', clientOptions()));
@@ -306,7 +276,7 @@ describe('etcd resolver + ClientFactory with real gRPC servers', () => {
     expect((failed.value as ServiceError).details).toContain('"ghost"');
     expect(failed.ms).toBeLessThan(1_000);
 
-    await outsider.put(`${ns}/ghost/a1`).value(record(g1.address));
+    await fx.outsider.put(`${ns}/ghost/a1`).value(record(g1.address));
     const reply = await waitFor(() => call(client), 1_000, { what: 'a call succeeding once ghost has an instance' });
     expect(reply.instanceId).toBe('g1');
   });
@@ -314,12 +284,12 @@ describe('etcd resolver + ClientFactory with real gRPC servers', () => {
   it('stops calling the last instance once its key is removed: calls then fail fast with UNAVAILABLE naming the service', async () => {
     const ns = uniqueNamespace('last-removed');
     const key = `${ns}/solo/a1`;
-    await outsider.put(key).value(record(g1.address));
+    await fx.outsider.put(key).value(record(g1.address));
     const factory = newFactory(ns);
     const client = await firstValueFrom(factory.getService<GreeterClient>('solo', 'Greeter', clientOptions()));
     expect((await call(client)).instanceId).toBe('g1');
 
-    await outsider.delete().key(key).exec();
+    await fx.outsider.delete().key(key).exec();
     const removedAt = Date.now();
     await sleep(1_000);
     const outcomes = await Promise.all(

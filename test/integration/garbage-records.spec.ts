@@ -1,38 +1,13 @@
 // Garbage under a service prefix is skipped and logged once per key, never listed, never fatal;
 // valid records beside it (ours, Go's endpoints JSON, plain host:port) are listed.
-import type { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryHub } from '../../libs/etcd-discovery/src/discovery/discovery-hub.js';
-import { createEtcdClient } from '../../libs/etcd-discovery/src/registry/etcd-client.factory.js';
-import type { ServiceInstance } from '../../libs/etcd-discovery/src/registry/registry-record.codec.js';
-import {
-  Cleanup,
-  discoveryOptions,
-  outsiderClient,
-  record,
-  recordLogs,
-  startEtcd,
-  uniqueNamespace,
-  type LocalEtcd,
-} from '../support/etcd.js';
+import { describe, expect, it } from 'vitest';
+import { record, recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { holdsFor, waitFor } from '../support/wait.js';
+import { followService } from './follow-service.js';
 
 const logs = recordLogs();
-const cleanup = new Cleanup();
-let etcd: LocalEtcd;
-let outsider: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  outsider = outsiderClient(etcd.endpoint);
-});
-
-afterEach(() => cleanup.run());
-
-afterAll(async () => {
-  outsider?.close();
-  await etcd?.destroy();
-});
+const fx = useEtcd();
 
 const ONE_MIB = 1024 * 1024;
 
@@ -60,21 +35,8 @@ const VALID: Readonly<Record<string, string>> = {
   'a-plain': '127.0.0.1:7003',
 };
 
-function follow(namespace: string, service: string) {
-  const options = discoveryOptions(etcd.endpoint, namespace);
-  const client = createEtcdClient(options.etcd);
-  const hub = new DiscoveryHub(client, namespace);
-  const emissions: (readonly ServiceInstance[])[] = [];
-  const errors: unknown[] = [];
-  const subscription = hub.watch(service).subscribe({ next: (list) => emissions.push(list), error: (error) => errors.push(error) });
-  cleanup.add(() => client.close());
-  cleanup.add(() => hub.close());
-  cleanup.add(() => subscription.unsubscribe());
-  return { emissions, errors, addresses: () => emissions.at(-1)?.map((instance) => instance.address) };
-}
-
 async function putAll(prefix: string, entries: Readonly<Record<string, string | Buffer>>): Promise<void> {
-  for (const [suffix, value] of Object.entries(entries)) await outsider.put(`${prefix}${suffix}`).value(value);
+  for (const [suffix, value] of Object.entries(entries)) await fx.outsider.put(`${prefix}${suffix}`).value(value);
 }
 
 /** Skip warnings naming `key`, from `mark` on. */
@@ -99,7 +61,7 @@ describe('garbage under a service prefix', () => {
     await putAll(prefix, GARBAGE);
     const mark = logs.lines.length;
 
-    const followed = follow(ns, 'svc');
+    const followed = followService(fx, ns, 'svc');
     await waitFor(() => followed.addresses(), 2_000, { what: 'the first list' });
     expect(followed.emissions).toHaveLength(1);
     expect(followed.emissions[0]).toEqual([
@@ -114,7 +76,7 @@ describe('garbage under a service prefix', () => {
 
     // Rewriting the same garbage, and unrelated changes that rebuild the list, log nothing new.
     await putAll(prefix, GARBAGE);
-    await outsider.put(`${prefix}a-late`).value(record('127.0.0.1:7004'));
+    await fx.outsider.put(`${prefix}a-late`).value(record('127.0.0.1:7004'));
     await waitFor(() => followed.addresses()?.includes('127.0.0.1:7004'), 1_000, { what: 'a-late listed' });
     expectEachGarbageKeyLoggedOnce(prefix, mark);
     expect(followed.emissions.flat().filter((instance) => GARBAGE_PORTS.test(instance.address))).toEqual([]);
@@ -124,17 +86,17 @@ describe('garbage under a service prefix', () => {
   it('skips garbage written while watching, once per key even when the same value is written again', async () => {
     const ns = uniqueNamespace('garbage-watch');
     const prefix = `${ns}/svc/`;
-    await outsider.put(`${prefix}a-ours`).value(VALID['a-ours']);
-    const followed = follow(ns, 'svc');
+    await fx.outsider.put(`${prefix}a-ours`).value(VALID['a-ours']);
+    const followed = followService(fx, ns, 'svc');
     await waitFor(() => followed.addresses()?.length === 1, 2_000, { what: 'the first list' });
     const mark = logs.lines.length;
 
     await putAll(prefix, GARBAGE);
     // Events arrive in revision order: once a later valid put is listed, every garbage event was applied.
-    await outsider.put(`${prefix}a-go`).value(VALID['a-go']);
+    await fx.outsider.put(`${prefix}a-go`).value(VALID['a-go']);
     await waitFor(() => followed.addresses()?.length === 2, 1_000, { what: 'a-go listed' });
     await putAll(prefix, GARBAGE);
-    await outsider.put(`${prefix}a-plain`).value(VALID['a-plain']);
+    await fx.outsider.put(`${prefix}a-plain`).value(VALID['a-plain']);
     await waitFor(() => followed.addresses()?.length === 3, 1_000, { what: 'a-plain listed' });
 
     expect(followed.addresses()).toEqual(['127.0.0.1:7002', '127.0.0.1:7001', '127.0.0.1:7003']);

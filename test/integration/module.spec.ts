@@ -3,50 +3,39 @@
 import { Injectable, Module, type INestApplicationContext, type INestMicroservice } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { ClientGrpc } from '@nestjs/microservices';
-import type { Etcd3 } from 'etcd3';
-import { fileURLToPath } from 'node:url';
 import { firstValueFrom, type Observable } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClientFactory } from '../../libs/etcd-discovery/src/client/client-factory.js';
 import { InjectDiscoveredClient } from '../../libs/etcd-discovery/src/client/inject-discovered-client.decorator.js';
 import type {
   EtcdDiscoveryModuleOptions,
   EtcdDiscoveryOptionsFactory,
-} from '../../libs/etcd-discovery/src/module/etcd-discovery-options.interface.js';
+} from '../../libs/etcd-discovery/src/options/etcd-discovery-options.interface.js';
 import { EtcdDiscoveryModule } from '../../libs/etcd-discovery/src/module/etcd-discovery.module.js';
-import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/module/invalid-options.error.js';
+import { InvalidDiscoveryOptionsError } from '../../libs/etcd-discovery/src/options/invalid-options.error.js';
 import { EtcdRegistration } from '../../libs/etcd-discovery/src/server/etcd-registration.js';
 import { withEtcdDiscovery } from '../../libs/etcd-discovery/src/server/with-etcd-discovery.js';
-import { outsiderClient, recordLogs, startEtcd, startProxy, uniqueNamespace, type LocalEtcd } from '../support/etcd.js';
+import { recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
+import { GREETER_PROTO_PATH } from '../support/greeter-proto.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { waitFor } from '../support/wait.js';
 
-const PROTO_PATH = fileURLToPath(new URL('../../apps/greeter/proto/greeter.proto', import.meta.url));
-const GREETER_CLIENT = { package: 'greeter', protoPath: PROTO_PATH };
+const GREETER_CLIENT = { package: 'greeter', protoPath: GREETER_PROTO_PATH };
 
 interface GreeterService {
   sayHello(request: { name: string }): Observable<{ message: string; instanceId: string }>;
 }
 
 recordLogs();
-let etcd: LocalEtcd;
-let outsider: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  outsider = outsiderClient(etcd.endpoint);
-});
-
-afterAll(async () => {
-  outsider?.close();
-  await etcd?.destroy();
-});
+const fx = useEtcd();
 
 function baseOptions(namespace: string): EtcdDiscoveryModuleOptions {
-  return { etcd: { hosts: [etcd.endpoint] }, namespace, server: { ttlSeconds: 2, drainDelayMs: 200 } };
+  return { etcd: { hosts: [fx.etcd.endpoint] }, namespace, server: { ttlSeconds: 2, drainDelayMs: 200 } };
 }
 
 async function keysUnder(prefix: string): Promise<string[]> {
-  return outsider.getAll().prefix(prefix).keys();
+  return fx.outsider.getAll().prefix(prefix).keys();
 }
 
 /** A serving app: a Nest microservice with the greeter controller, registered through the module. */
@@ -72,7 +61,7 @@ async function startGreeter(namespace: string): Promise<INestMicroservice> {
 
   const app = await NestFactory.createMicroservice(
     GreeterModule,
-    withEtcdDiscovery({ package: 'greeter', protoPath: PROTO_PATH, url: '127.0.0.1:0' }),
+    withEtcdDiscovery({ package: 'greeter', protoPath: GREETER_PROTO_PATH, url: '127.0.0.1:0' }),
   );
   await app.listen();
   await app.get(EtcdRegistration).whenRegistered();
@@ -105,7 +94,7 @@ describe('EtcdDiscoveryModule in a Nest app (real etcd)', () => {
 
   it('forRootAsync: useFactory with inject, useClass and useExisting all resolve the options', async () => {
     const namespace = uniqueNamespace('module-async');
-    await outsider.put(`${namespace}/svc/one`).value(JSON.stringify({ Addr: '127.0.0.1:1', Metadata: {} }));
+    await fx.outsider.put(`${namespace}/svc/one`).value(JSON.stringify({ Addr: '127.0.0.1:1', Metadata: {} }));
 
     const SETTINGS = Symbol('SETTINGS');
     @Module({ providers: [{ provide: SETTINGS, useValue: baseOptions(namespace) }], exports: [SETTINGS] })
@@ -193,7 +182,7 @@ describe('EtcdDiscoveryModule in a Nest app (real etcd)', () => {
 
     const app = await NestFactory.createMicroservice(
       NoRegistrationModule,
-      { ...withEtcdDiscovery({ package: 'greeter', protoPath: PROTO_PATH, url: '127.0.0.1:0' }), logger: false },
+      { ...withEtcdDiscovery({ package: 'greeter', protoPath: GREETER_PROTO_PATH, url: '127.0.0.1:0' }), logger: false },
     );
     try {
       await expect(app.listen()).rejects.toThrow(/no "registration" option; add registration: \{ serviceName/);
@@ -209,8 +198,8 @@ describe('clients made before etcd was ever listed', () => {
     const namespace = uniqueNamespace('module-unlisted');
     const server = await startGreeter(namespace);
     // etcd is cut off for this client from its start: every connection through the proxy is dropped.
-    const proxy = await startProxy(Number(new URL(etcd.endpoint).port));
-    proxy.cut();
+    const proxy = await startFaultProxy(fx.etcd.endpoint);
+    await proxy.cut();
 
     @Injectable()
     class HelloService {
@@ -249,7 +238,7 @@ describe('clients made before etcd was ever listed', () => {
       for (const outcome of outcomes.slice(1)) expect(outcome.ms).toBeLessThan(1_000);
       expect(outcomes[0].ms).toBeLessThan(5_000);
 
-      proxy.heal();
+      await proxy.pass();
       const reply = await waitFor(async () => ((await call()).error ? undefined : true), 10_000, { what: 'a call succeeding once etcd is reachable' });
       expect(reply).toBe(true);
     } finally {

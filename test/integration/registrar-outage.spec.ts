@@ -1,60 +1,28 @@
 // Registration across etcd outages: down longer than the TTL while registered, and down at startup.
-import type { Etcd3 } from 'etcd3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEtcdClient } from '../../libs/etcd-discovery/src/registry/etcd-client.factory.js';
 import type { ServingEndpoint } from '../../libs/etcd-discovery/src/registry/registrar.js';
 import { EtcdRegistration } from '../../libs/etcd-discovery/src/server/etcd-registration.js';
-import {
-  Cleanup,
-  discoveryOptions,
-  leaseState,
-  outsiderClient,
-  readKey,
-  recordLogs,
-  startEtcd,
-  uniqueNamespace,
-  type LocalEtcd,
-} from '../support/etcd.js';
+import { discoveryOptions, leaseState, readKey, recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { holdsFor, sleep, waitFor } from '../support/wait.js';
 
 const TTL_SECONDS = 2;
 const ENDPOINT: ServingEndpoint = { address: { host: '127.0.0.1', port: 50_052 }, grpcServices: ['greeter.Greeter'] };
 
 const logs = recordLogs();
-const cleanup = new Cleanup();
-let etcd: LocalEtcd;
-let outsider: Etcd3 | undefined;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-});
-
-afterEach(() => cleanup.run());
-
-afterAll(async () => {
-  outsider?.close();
-  await etcd?.destroy();
-});
-
-/**
- * A fresh outside client: one made before an outage may sit in grpc reconnect backoff or etcd3's
- * circuit breaker afterwards, which would measure the outsider rather than the library.
- */
-function freshOutsider(): Etcd3 {
-  outsider?.close();
-  outsider = outsiderClient(etcd.endpoint);
-  return outsider;
-}
+// Reads after an outage go through fx.renewOutsider(): a client made before it would measure itself, not the library.
+const fx = useEtcd();
 
 function newRegistration(namespace: string) {
-  const options = discoveryOptions(etcd.endpoint, namespace, {
+  const options = discoveryOptions(fx.etcd.endpoint, namespace, {
     registration: { serviceName: 'alpha' },
     server: { ttlSeconds: TTL_SECONDS },
   });
   const client = createEtcdClient(options.etcd);
   const registration = new EtcdRegistration(client, options);
-  cleanup.add(() => client.close());
-  cleanup.add(() => registration.withdraw());
+  fx.cleanup.add(() => client.close());
+  fx.cleanup.add(() => registration.withdraw());
   return registration;
 }
 
@@ -65,19 +33,19 @@ describe('registrar across etcd outages', () => {
     registration.register(ENDPOINT);
     await registration.whenRegistered();
     const key = `${ns}/alpha/${registration.instanceId}`;
-    const before = (await readKey(freshOutsider(), key))!;
+    const before = (await readKey(fx.renewOutsider(), key))!;
     expect(before).toBeDefined();
     const mark = logs.lines.length;
 
-    await etcd.stop();
+    await fx.etcd.stop();
     // The outage outlasts 2 x TTL, so etcd3 gives the lease up as lost during it (docs/field-notes.md).
     await sleep(2 * TTL_SECONDS * 1_000 + 1_000);
     await waitFor(() => logs.lines.slice(mark).some((line) => line.message.includes(`lease ${before.lease} lost`)), 1_000, {
       what: 'the lease reported lost during the outage',
     });
-    await etcd.restart();
+    await fx.etcd.restart();
     const healthyAt = Date.now();
-    const client = freshOutsider();
+    const client = fx.renewOutsider();
 
     // etcd extends old leases across a restart, so the key alone proves nothing: it must be ours
     // and sit on a lease somebody keeps alive, i.e. a new one.
@@ -105,7 +73,7 @@ describe('registrar across etcd outages', () => {
 
   it('registers within 2 s of etcd coming up when etcd was down at startup, and whenRegistered() resolves', async () => {
     const ns = uniqueNamespace('late-etcd');
-    await etcd.stop();
+    await fx.etcd.stop();
     const mark = logs.lines.length;
     const registration = newRegistration(ns);
     expect(() => registration.register(ENDPOINT)).not.toThrow();
@@ -118,12 +86,12 @@ describe('registrar across etcd outages', () => {
     // Logged once, not once per retry.
     expect(logs.lines.slice(mark).filter((line) => line.message.includes('cannot grant a lease yet'))).toHaveLength(1);
 
-    await etcd.restart();
+    await fx.etcd.restart();
     const healthyAt = Date.now();
     await waitFor(() => registeredAt, 2_000, { what: 'whenRegistered() to resolve' });
     expect(registeredAt! - healthyAt).toBeLessThan(2_000);
     const key = `${ns}/alpha/${registration.instanceId}`;
-    const client = freshOutsider();
+    const client = fx.renewOutsider();
     const state = await waitFor(() => readKey(client, key), 1_000, { what: 'the key in etcd' });
     expect(JSON.parse(state.value)).toMatchObject({ Addr: '127.0.0.1:50052' });
     expect((await leaseState(client, state.lease)).grantedTtl).toBe(TTL_SECONDS);

@@ -4,34 +4,20 @@
 //
 // Traffic stays on loopback even if the policy fails: records at non-loopback addresses are only ever listed
 // (ClientFactory.instances()), never dialled, and a channel is opened only after the listing proved them absent.
-import type { Etcd3 } from 'etcd3';
 import { firstValueFrom, timeout } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
-import { Cleanup, outsiderClient, record, recordLogs, startEtcd, uniqueNamespace, type LocalEtcd } from '../support/etcd.js';
+import { describe, expect } from 'vitest';
+import { record, recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { waitFor } from '../support/wait.js';
 import { within } from './deadline.js';
 import { callMany, greeterOf, startCallingApp, startServingApp, type CallingApp } from './nest-apps.js';
 import { securityCheck } from './security-check.js';
 
 const logs = recordLogs();
-const cleanup = new Cleanup();
-let etcd: LocalEtcd;
-let outsider: Etcd3;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  outsider = outsiderClient(etcd.endpoint);
-});
-
-afterEach(() => cleanup.run(), 30_000);
-
-afterAll(async () => {
-  outsider?.close();
-  await etcd?.destroy();
-});
+const fx = useEtcd();
 
 function discovery(namespace: string) {
-  return { etcd: { hosts: [etcd.endpoint], requestTimeoutMs: 2_000 }, namespace, server: { ttlSeconds: 2, drainDelayMs: 0 } };
+  return { etcd: { hosts: [fx.etcd.endpoint], requestTimeoutMs: 2_000 }, namespace, server: { ttlSeconds: 2, drainDelayMs: 0 } };
 }
 
 /** The client's current list of `service`, as addresses keyed by instance id. */
@@ -58,11 +44,11 @@ describe('address policy on discovered records', () => {
     // Default policy: bait records beside one ordinary loopback record, listed only.
     const baitNamespace = uniqueNamespace('sec-bait');
     const baitPrefix = `${baitNamespace}/bait/`;
-    for (const [id, address] of Object.entries(BAIT)) await outsider.put(`${baitPrefix}${id}`).value(record(address));
-    await outsider.put(`${baitPrefix}ordinary`).value(record('127.0.0.1:50051'));
+    for (const [id, address] of Object.entries(BAIT)) await fx.outsider.put(`${baitPrefix}${id}`).value(record(address));
+    await fx.outsider.put(`${baitPrefix}ordinary`).value(record('127.0.0.1:50051'));
     const logFrom = logs.lines.length;
     const plain = await startCallingApp(discovery(baitNamespace), logs);
-    cleanup.add(plain.close);
+    fx.cleanup.add(plain.close);
     expect(await listed(plain, 'bait')).toEqual({ ordinary: '127.0.0.1:50051' });
     const warnings = await waitFor(() => {
       const seen = policyWarnings(logFrom);
@@ -72,7 +58,7 @@ describe('address policy on discovered records', () => {
     note(`warnings: ${warnings.length}, e.g. "${warnings.find((line) => line.includes('cloud-metadata'))}"`);
 
     // Logged once: another change to the prefix re-evaluates the list without repeating the warnings.
-    await outsider.put(`${baitPrefix}second`).value(record('127.0.0.1:50052'));
+    await fx.outsider.put(`${baitPrefix}second`).value(record('127.0.0.1:50052'));
     await waitFor(async () => Object.keys(await listed(plain, 'bait')).length === 2, 3_000, { what: 'the second ordinary record' });
     expect(policyWarnings(logFrom)).toHaveLength(warnings.length);
     note(`after another record was added: still ${warnings.length} warnings (one per refused key)`);
@@ -80,17 +66,17 @@ describe('address policy on discovered records', () => {
     // allowedAddresses ['127.0.0.0/8']: a real greeter and records outside the list.
     const namespace = uniqueNamespace('sec-allow');
     const server = await startServingApp({ discovery: { ...discovery(namespace), registration: { serviceName: 'greeter' } }, logger: logs });
-    cleanup.add(server.close);
+    fx.cleanup.add(server.close);
     await within(server.registration.whenRegistered(), 10_000, 'registration of the greeter');
     const serverId = server.registration.instanceId;
     const serverAddress = (JSON.parse(server.registration.instances[0].value) as { Addr: string }).Addr;
     const port = serverAddress.slice(serverAddress.lastIndexOf(':') + 1);
     const outsideList = { 'named-host': `greeter-replica.invalid:${port}`, 'ipv6-loopback': `[::1]:${port}` };
-    for (const [id, address] of Object.entries(outsideList)) await outsider.put(`${namespace}/greeter/${id}`).value(record(address));
+    for (const [id, address] of Object.entries(outsideList)) await fx.outsider.put(`${namespace}/greeter/${id}`).value(record(address));
 
     const allowFrom = logs.lines.length;
     const strict = await startCallingApp({ ...discovery(namespace), allowedAddresses: ['127.0.0.0/8'] }, logs);
-    cleanup.add(strict.close);
+    fx.cleanup.add(strict.close);
     // Asserted before any channel exists, so a failing policy never makes the client dial these.
     expect(await listed(strict, 'greeter')).toEqual({ [serverId]: serverAddress });
     const refused = await waitFor(() => {

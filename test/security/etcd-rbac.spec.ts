@@ -3,9 +3,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import { firstValueFrom, timeout } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { NoLiveInstanceError } from '../../libs/etcd-discovery/src/index.js';
-import { Cleanup, leaseState, readKey, recordLogs } from '../support/etcd.js';
+import { leaseState, readKey, recordLogs } from '../support/etcd.js';
+import { useCleanup } from '../support/use-etcd.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { msSince, within } from './deadline.js';
 import { GREETER_CLIENT, callMany, greeterOf, startCallingApp, startServingApp, type ServingApp } from './nest-apps.js';
@@ -18,7 +19,7 @@ const suffix = randomBytes(3).toString('hex');
 const NAMESPACE = `/sec-rbac-${suffix}`;
 const PREFIX = `${NAMESPACE}/greeter/`;
 const logs = recordLogs();
-const cleanup = new Cleanup();
+const cleanup = useCleanup();
 let rbac: RbacEtcd;
 let root: Etcd3;
 
@@ -26,8 +27,6 @@ beforeAll(async () => {
   rbac = await startRbacEtcd(NAMESPACE, suffix);
   root = etcdClient(rbac.etcd.endpoint, { auth: rbac.root });
 });
-
-afterEach(() => cleanup.run(), 30_000);
 
 afterAll(async () => {
   root?.close();

@@ -2,14 +2,16 @@
 // certificate ends in a clear error, never a crash, while registration keeps retrying in the background.
 import { ClientGrpcProxy } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
-import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { freePort } from '../../scripts/local-etcd.mjs';
 import { NoLiveInstanceError, type EtcdTlsOptions } from '../../libs/etcd-discovery/src/index.js';
 import { createTestPki, type CertificateAuthority, type TestPki } from '../support/certs.js';
-import { Cleanup, recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { GREETER_PROTO_PATH } from '../support/greeter-proto.js';
+import { recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { useCleanup } from '../support/use-etcd.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { msSince, within } from './deadline.js';
-import { GREETER_CLIENT, PROTO_PATH, callMany, greeterOf, startCallingApp, startServingApp, type GreeterService } from './nest-apps.js';
+import { GREETER_CLIENT, callMany, greeterOf, startCallingApp, startServingApp, type GreeterService } from './nest-apps.js';
 import { etcdClient, rejectedConnections, rejectionReasons, startTlsEtcd, type TlsEtcd } from './secure-etcd.js';
 import { securityCheck } from './security-check.js';
 
@@ -19,7 +21,7 @@ const LATE_RETRY_MS = 2_500;
 /** Attempts in flight at app.close() still reach etcd up to ~1 s after it (measured; 2 s under load). */
 const CLOSE_QUIET_FROM_MS = 3_000;
 const logs = recordLogs();
-const cleanup = new Cleanup();
+const cleanup = useCleanup();
 let pki: TestPki;
 let mtls: TlsEtcd;
 let otherCa: CertificateAuthority;
@@ -29,8 +31,6 @@ beforeAll(async () => {
   mtls = await startTlsEtcd(pki, 'mtls', true);
   otherCa = await pki.createAuthority('unrelated-ca');
 });
-
-afterEach(() => cleanup.run(), 30_000);
 
 afterAll(async () => {
   await mtls?.etcd.destroy();
@@ -129,7 +129,7 @@ describe('etcd over TLS (real etcd with --client-cert-auth)', () => {
     expect(await inspector.getAll().prefix(`${namespace}/`).keys()).toEqual([]);
 
     // Still up: its gRPC port answers a direct call.
-    const direct = new ClientGrpcProxy({ package: 'greeter', protoPath: PROTO_PATH, url: `127.0.0.1:${port}` });
+    const direct = new ClientGrpcProxy({ package: 'greeter', protoPath: GREETER_PROTO_PATH, url: `127.0.0.1:${port}` });
     cleanup.add(() => direct.close());
     const reply = await firstValueFrom(direct.getService<GreeterService>('Greeter').sayHello({ name: 'direct' }));
     expect(reply.instanceId).toBe(server.registration.instanceId);

@@ -2,34 +2,29 @@
 // the server certificate against is the service name, not the address found in etcd: certificates carry
 // DNS:<service name>, or the client overrides the expected name.
 import { ServerCredentials, credentials, status } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { createTestPki, type CertificateAuthority, type CertifiedKey, type TestPki } from '../support/certs.js';
-import { Cleanup, recordLogs, startEtcd, uniqueNamespace, type LocalEtcd } from '../support/etcd.js';
+import { recordLogs, uniqueNamespace } from '../support/etcd.js';
+import { useEtcd } from '../support/use-etcd.js';
 import { firstValueFrom } from 'rxjs';
 import { within } from './deadline.js';
 import { GREETER_CLIENT, callMany, failedCall, greeterOf, startCallingApp, startServingApp, type ServingApp } from './nest-apps.js';
 import { securityCheck } from './security-check.js';
 
 const logs = recordLogs();
-const cleanup = new Cleanup();
-let etcd: LocalEtcd;
+const fx = useEtcd();
 let pki: TestPki;
 let ca: CertificateAuthority;
 
 beforeAll(async () => {
-  [etcd, pki] = await Promise.all([startEtcd(), createTestPki()]);
+  pki = await createTestPki();
   ca = await pki.createAuthority('grpc-ca');
 });
 
-afterEach(() => cleanup.run(), 30_000);
-
-afterAll(async () => {
-  await etcd?.destroy();
-  await pki?.destroy();
-});
+afterAll(() => pki?.destroy());
 
 function discovery(namespace: string) {
-  return { etcd: { hosts: [etcd.endpoint], requestTimeoutMs: 2_000 }, namespace, server: { ttlSeconds: 2, drainDelayMs: 0 } };
+  return { etcd: { hosts: [fx.etcd.endpoint], requestTimeoutMs: 2_000 }, namespace, server: { ttlSeconds: 2, drainDelayMs: 0 } };
 }
 
 /** A greeter serving TLS only, with `cert`, registered under `namespace`. */
@@ -39,7 +34,7 @@ async function startTlsServer(namespace: string, cert: CertifiedKey): Promise<Se
     credentials: ServerCredentials.createSsl(null, [{ private_key: cert.key, cert_chain: cert.cert }], false),
     logger: logs,
   });
-  cleanup.add(server.close);
+  fx.cleanup.add(server.close);
   await within(server.registration.whenRegistered(), 10_000, 'registration of the TLS greeter');
   return server;
 }
@@ -51,7 +46,7 @@ describe('gRPC TLS to discovered instances', () => {
     const namespace = uniqueNamespace('sec-grpc-tls');
     const server = await startTlsServer(namespace, await ca.issue('greeter-named', { altNames: ['DNS:greeter'] }));
     const caller = await startCallingApp(discovery(namespace), logs);
-    cleanup.add(caller.close);
+    fx.cleanup.add(caller.close);
     const address = server.registration.instances.map((instance) => (JSON.parse(instance.value) as { Addr: string }).Addr).join();
 
     const greeter = await greeterOf(caller, { ...GREETER_CLIENT, credentials: credentials.createSsl(ca.cert) });
@@ -73,7 +68,7 @@ describe('gRPC TLS to discovered instances', () => {
     const namespace = uniqueNamespace('sec-grpc-name');
     const server = await startTlsServer(namespace, await ca.issue('greeter-other-name', { altNames: ['DNS:other-service.internal'] }));
     const caller = await startCallingApp(discovery(namespace), logs);
-    cleanup.add(caller.close);
+    fx.cleanup.add(caller.close);
 
     const strict = await greeterOf(caller, { ...GREETER_CLIENT, credentials: credentials.createSsl(ca.cert), timeoutMs: 3_000 });
     const failure = await failedCall(strict);

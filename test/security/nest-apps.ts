@@ -5,7 +5,6 @@ import { Controller, Inject, Module, type INestApplicationContext, type INestMic
 import { NestFactory } from '@nestjs/core';
 import { GrpcMethod } from '@nestjs/microservices';
 import type { Metadata, ServerCredentials, ServerUnaryCall } from '@grpc/grpc-js';
-import { fileURLToPath } from 'node:url';
 import { firstValueFrom, type Observable } from 'rxjs';
 import {
   ClientFactory,
@@ -15,16 +14,10 @@ import {
   type DiscoveredClientOptions,
   type EtcdDiscoveryModuleOptions,
 } from '../../libs/etcd-discovery/src/index.js';
+import { GREETER_PROTO_PATH, type HelloReply } from '../support/greeter-proto.js';
 
-export const PROTO_PATH = fileURLToPath(new URL('../../apps/greeter/proto/greeter.proto', import.meta.url));
 /** Client options every check starts from: the greeter proto, and a deadline so no call can hang a check. */
-export const GREETER_CLIENT: DiscoveredClientOptions = { package: 'greeter', protoPath: PROTO_PATH, timeoutMs: 5_000 };
-
-export interface HelloReply {
-  message: string;
-  instanceId: string;
-  address: string;
-}
+export const GREETER_CLIENT: DiscoveredClientOptions = { package: 'greeter', protoPath: GREETER_PROTO_PATH, timeoutMs: 5_000 };
 
 export interface GreeterService {
   sayHello(request: { name: string }): Observable<HelloReply>;
@@ -67,7 +60,7 @@ export async function startServingApp(options: ServingAppOptions): Promise<Servi
   const app = await NestFactory.createMicroservice(ServingModule, {
     ...withEtcdDiscovery({
       package: 'greeter',
-      protoPath: PROTO_PATH,
+      protoPath: GREETER_PROTO_PATH,
       url: options.url ?? '127.0.0.1:0',
       ...(options.credentials ? { credentials: options.credentials } : {}),
     }),

@@ -1,12 +1,11 @@
 // Support for integration tests against real etcd processes (never a mock).
 import { randomBytes } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Etcd3 } from 'etcd3';
 import { compact, startEtcd, type LocalEtcd } from '../../scripts/local-etcd.mjs';
-import type { EtcdDiscoveryModuleOptions } from '../../libs/etcd-discovery/src/module/etcd-discovery-options.interface.js';
-import type { ResolvedDiscoveryOptions } from '../../libs/etcd-discovery/src/module/resolved-options.js';
-import { validateOptions } from '../../libs/etcd-discovery/src/module/validate-options.js';
+import type { EtcdDiscoveryModuleOptions } from '../../libs/etcd-discovery/src/options/etcd-discovery-options.interface.js';
+import type { ResolvedDiscoveryOptions } from '../../libs/etcd-discovery/src/options/resolved-options.js';
+import { validateOptions } from '../../libs/etcd-discovery/src/options/validate-options.js';
 
 export { compact, startEtcd, type LocalEtcd };
 
@@ -149,63 +148,4 @@ export class Cleanup {
     }
     if (errors.length > 0) throw new AggregateError(errors, `cleanup failed: ${errors.map(String).join('; ')}`);
   }
-}
-
-/**
- * A TCP proxy in front of etcd for one client: `cut()` drops its connections and refuses new ones
- * (a partition as that client sees it, while etcd stays up for everyone else); `heal()` undoes it.
- */
-export interface TcpProxy {
-  readonly endpoint: string;
-  cut(): void;
-  heal(): void;
-  close(): Promise<void>;
-}
-
-export async function startProxy(targetPort: number): Promise<TcpProxy> {
-  const sockets = new Set<Socket>();
-  let blocked = false;
-  const server = createServer((downstream) => {
-    if (blocked) {
-      downstream.destroy();
-      return;
-    }
-    const upstream = connect(targetPort, '127.0.0.1');
-    const pair = [downstream, upstream];
-    const end = (): void => {
-      for (const socket of pair) {
-        socket.destroy();
-        sockets.delete(socket);
-      }
-    };
-    for (const socket of pair) {
-      sockets.add(socket);
-      socket.on('error', end).on('close', end);
-    }
-    downstream.pipe(upstream);
-    upstream.pipe(downstream);
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  const dropAll = (): void => {
-    for (const socket of sockets) socket.destroy();
-    sockets.clear();
-  };
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    cut() {
-      blocked = true;
-      dropAll();
-    },
-    heal() {
-      blocked = false;
-    },
-    close() {
-      dropAll();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
 }

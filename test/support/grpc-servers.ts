@@ -1,43 +1,25 @@
 // In-process greeter servers (real @grpc/grpc-js on 127.0.0.1:0) and an in-memory instance list, for
 // balancing tests that feed ClientFactory without etcd. Each server replies with its own port in
 // `address`, after a configurable delay or with a configurable error code, and counts what it received.
-import { fileURLToPath } from 'node:url';
-import {
-  Metadata,
-  Server,
-  ServerCredentials,
-  loadPackageDefinition,
-  status as Status,
-  type CallOptions,
-  type GrpcObject,
-  type ServiceClientConstructor,
-  type ServiceError,
-  type handleUnaryCall,
-} from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import { Metadata, Server, ServerCredentials, status as Status, type CallOptions, type ServiceError, type handleUnaryCall } from '@grpc/grpc-js';
 import { BehaviorSubject, firstValueFrom, map, type Observable } from 'rxjs';
 import { afterEach } from 'vitest';
 import { ClientFactory } from '../../libs/etcd-discovery/src/client/client-factory.js';
 import type { DiscoveredClientOptions } from '../../libs/etcd-discovery/src/client/discovered-client-options.interface.js';
-import type { InstanceSource } from '../../libs/etcd-discovery/src/discovery/discovery-hub.js';
+import type { InstanceSource } from '../../libs/etcd-discovery/src/discovery/instance-source.js';
 import type { DiscoveryState } from '../../libs/etcd-discovery/src/discovery/discovery-state.js';
-import type { ServiceInstance } from '../../libs/etcd-discovery/src/registry/registry-record.codec.js';
+import type { ServiceInstance } from '../../libs/etcd-discovery/src/discovery/service-instance.js';
+import { GREETER_PROTO_PATH, loadGreeter, type HelloReply } from './greeter-proto.js';
+import { waitFor } from './wait.js';
 
-export const GREETER_PROTO_PATH = fileURLToPath(new URL('../../apps/greeter/proto/greeter.proto', import.meta.url));
+export { GREETER_PROTO_PATH };
 export const SERVICE = 'greeter';
 
-const greeterPackage = loadPackageDefinition(loadSync(GREETER_PROTO_PATH)).greeter as GrpcObject;
-const GreeterService = (greeterPackage.Greeter as ServiceClientConstructor).service;
+const GreeterService = loadGreeter().service;
 
 interface HelloRequest {
   name: string;
   delayMs?: number;
-}
-
-export interface HelloReply {
-  message: string;
-  instanceId: string;
-  address: string;
 }
 
 /** The typed service a discovered `ClientGrpc` hands out for `Greeter`. */
@@ -170,6 +152,42 @@ export async function callOnce(client: GreeterClient, deadlineMs = 5_000): Promi
     const { code, details } = error as ServiceError;
     return { ok: false, code, details: details ?? String(error), at, ms: at - startedAt };
   }
+}
+
+/** Calls until one succeeds: the channel has a READY subchannel. */
+export async function firstReply(client: GreeterClient): Promise<void> {
+  await waitFor(async () => (await callOnce(client)).ok, 5_000, { what: 'a first reply' });
+}
+
+/** Calls until every server has answered once: all subchannels are READY before measuring. */
+export async function warmUp(client: GreeterClient, servers: readonly GreeterServer[]): Promise<void> {
+  const seen = new Set<number>();
+  await waitFor(
+    async () => {
+      const outcome = await callOnce(client);
+      if (outcome.ok) seen.add(outcome.port);
+      return servers.every((server) => seen.has(server.port));
+    },
+    5_000,
+    { intervalMs: 1, what: 'a reply from every server' },
+  );
+}
+
+/** `concurrency` callers, each starting its next call when the last one ends, until `stop()`; every outcome kept. */
+export function backgroundLoad(client: GreeterClient, concurrency: number): { readonly outcomes: CallOutcome[]; stop(): Promise<CallOutcome[]> } {
+  const outcomes: CallOutcome[] = [];
+  let running = true;
+  const workers = Array.from({ length: concurrency }, async () => {
+    while (running) outcomes.push(await callOnce(client));
+  });
+  return {
+    outcomes,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      return outcomes;
+    },
+  };
 }
 
 export interface LoadResult {

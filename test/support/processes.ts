@@ -5,16 +5,16 @@ import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeEach } from 'vitest';
+import { GREETER_PROTO_PATH } from './greeter-proto.js';
+import { waitFor } from './wait.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const GREETER_MAIN = `${ROOT}apps/greeter/dist/main.js`;
 export const GATEWAY_MAIN = `${ROOT}apps/gateway/dist/main.js`;
 export const LOAD_CLIENT = `${ROOT}test/fixtures/load-client.mjs`;
-export const GREETER_PROTO = `${ROOT}apps/greeter/proto/greeter.proto`;
 
 /** Wall-clock milliseconds with sub-millisecond precision; the load client records the same clock. */
 export const epochNow = (): number => performance.timeOrigin + performance.now();
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 const STOP_GRACE_MS = 15_000;
 const CLEANUP_GRACE_MS = 5_000;
@@ -213,9 +213,9 @@ export function useProcesses(): ProcessTracker {
   return tracker;
 }
 
-function childEnv(extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+/** The environment for a child process: ours plus `extra`, without Vitest's variables (NODE_OPTIONS would load its loader into the child). */
+export function childEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...extra };
-  // Vitest's own variables are not the apps' business.
   for (const key of Object.keys(env)) if (key.startsWith('VITEST') || key === 'NODE_OPTIONS') delete env[key];
   return env;
 }
@@ -249,22 +249,6 @@ export async function listPrefix(endpoint: string, prefix: string): Promise<Regi
   const body = (await response.json()) as { kvs?: { key: string; value?: string; lease?: string }[] };
   // The gateway leaves out an empty value (a hostile writer may leave one).
   return (body.kvs ?? []).map((kv) => ({ key: unb64(kv.key), value: unb64(kv.value ?? ''), lease: kv.lease ?? '0' }));
-}
-
-/** Polls until `check` returns a value (not undefined); rejects with `what` after `timeoutMs`. */
-export async function pollUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined, intervalMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
-    await sleep(intervalMs);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -314,11 +298,15 @@ export async function startGreeter(tracker: ProcessTracker, options: GreeterOpti
   const proc = tracker.spawnNode(name, GREETER_MAIN, env);
   const timeoutMs = options.timeoutMs ?? 20_000;
   const prefix = `${options.namespace}/greeter/`;
-  const entry = await pollUntil(`${name} (pid ${proc.pid}) to register under ${prefix}`, timeoutMs, async () => {
-    if (!proc.alive) throw proc.failure(`exited (${describeExit(proc.exitInfo)}) before registering`);
-    const entries = await listPrefix(options.etcd, prefix);
-    return entries.find((candidate) => candidate.key.includes(`-${proc.pid}-`));
-  }).catch((error: unknown) => {
+  const entry = await waitFor(
+    async () => {
+      if (!proc.alive) throw proc.failure(`exited (${describeExit(proc.exitInfo)}) before registering`);
+      const entries = await listPrefix(options.etcd, prefix);
+      return entries.find((candidate) => candidate.key.includes(`-${proc.pid}-`));
+    },
+    timeoutMs,
+    { intervalMs: 25, what: `${name} (pid ${proc.pid}) to register under ${prefix}` },
+  ).catch((error: unknown) => {
     throw error instanceof Error && error.message.includes('--- output') ? error : proc.failure(String(error));
   });
   const record = JSON.parse(entry.value) as Greeter['record'];
@@ -326,9 +314,9 @@ export async function startGreeter(tracker: ProcessTracker, options: GreeterOpti
   const greeter: Greeter = { proc, name, key: entry.key, address: record.Addr, port, record };
   if (options.httpPort !== undefined) {
     greeter.httpUrl = `http://127.0.0.1:${options.httpPort}`;
-    await pollUntil(`${name} GET /registration to report registered`, timeoutMs, async () => {
-      const state = await getJson<{ registered: boolean }>(`${greeter.httpUrl}/registration`);
-      return state.registered ? state : undefined;
+    await waitFor(async () => (await getJson<{ registered: boolean }>(`${greeter.httpUrl}/registration`)).registered, timeoutMs, {
+      intervalMs: 25,
+      what: `${name} GET /registration to report registered`,
     });
   }
   return greeter;
@@ -529,20 +517,34 @@ export async function startLoadClient(
   tracker: ProcessTracker,
   options: { etcd: string; namespace: string; name?: string; env?: NodeJS.ProcessEnv },
 ): Promise<LoadClient> {
-  const proc = tracker.forkNode(options.name ?? 'load-client', LOAD_CLIENT, {
+  const proc = forkLoadClient(tracker, options.name ?? 'load-client', {
     ETCD_HOSTS: options.etcd,
     DISCOVERY_NAMESPACE: options.namespace,
     ...options.env,
   });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(proc.failure('was not ready within 20000 ms')), 20_000);
+  await whenClientReady(proc, 20_000, (fatal) => proc.failure(`failed to start: ${fatal}`));
+  return new LoadClient(proc);
+}
+
+/** Forks the load client with `env` (ETCD_HOSTS, DISCOVERY_NAMESPACE, ...); see startLoadClient / whenClientReady. */
+export function forkLoadClient(tracker: ProcessTracker, name: string, env: NodeJS.ProcessEnv): ManagedProcess {
+  return tracker.forkNode(name, LOAD_CLIENT, { GREETER_PROTO: GREETER_PROTO_PATH, ...env });
+}
+
+/**
+ * Resolves once the forked load client reports ready; rejects with `onFatal(message)` if it reports a fatal
+ * start-up error, or with its output if it exits first or stays silent for `timeoutMs`.
+ */
+export function whenClientReady(proc: ManagedProcess, timeoutMs: number, onFatal: (fatal: string) => Error): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(proc.failure(`was not ready within ${timeoutMs} ms`)), timeoutMs);
     proc.child.on('message', (message: Record<string, unknown>) => {
       if (message.ready) {
         clearTimeout(timer);
         resolve();
       } else if (message.fatal) {
         clearTimeout(timer);
-        reject(proc.failure(`failed to start: ${String(message.fatal)}`));
+        reject(onFatal(String(message.fatal)));
       }
     });
     void proc.exited.then((info) => {
@@ -550,5 +552,4 @@ export async function startLoadClient(
       reject(proc.failure(`exited (${describeExit(info)}) before it was ready`));
     });
   });
-  return new LoadClient(proc);
 }

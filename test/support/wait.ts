@@ -1,6 +1,14 @@
-// Polling helpers: tests wait for a condition with a deadline instead of sleeping a fixed time.
+// Waiting in tests: for a condition with a deadline (Vitest's vi.waitFor underneath) instead of sleeping a fixed
+// time, and the two things vi.waitFor does not do: say when a condition came true, and check that one stays true.
+import { vi } from 'vitest';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Sleeps until the clock `now` (Date.now by default) reads `at`; at once if it is past. */
+export async function sleepUntil(at: number, now: () => number = Date.now): Promise<void> {
+  const wait = at - now();
+  if (wait > 0) await sleep(wait);
+}
 
 export interface WaitOptions {
   /** Poll period; default 20 ms. */
@@ -9,31 +17,40 @@ export interface WaitOptions {
   readonly what?: string;
 }
 
+/** A probe's falsy answer, thrown so that vi.waitFor tries again and reports it if time runs out. */
+class NotYet extends Error {
+  constructor(readonly value: unknown) {
+    super('not yet');
+  }
+}
+
 /**
  * Polls `probe` until it returns a truthy value and returns that value. A probe that throws counts
- * as "not yet". Fails after `timeoutMs` with the last value or error seen.
+ * as "not yet". Fails after `timeoutMs` naming what was awaited and the last value or error seen.
  */
 export async function waitFor<T>(
   probe: () => T | Promise<T>,
   timeoutMs: number,
   options: WaitOptions = {},
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value as NonNullable<T>;
-      last = value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() >= deadline) {
-      const seen = last instanceof Error ? `${last.name}: ${last.message}` : JSON.stringify(last);
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? 'condition'} (last: ${seen})`);
-    }
-    await sleep(options.intervalMs ?? 20);
+  try {
+    return await vi.waitFor(
+      async () => {
+        const value = await probe();
+        if (!value) throw new NotYet(value);
+        return value as NonNullable<T>;
+      },
+      { timeout: timeoutMs, interval: options.intervalMs ?? 20 },
+    );
+  } catch (last) {
+    const seen = last instanceof NotYet ? JSON.stringify(last.value) : last instanceof Error ? `${last.name}: ${last.message}` : String(last);
+    throw new Error(`timed out after ${timeoutMs} ms waiting for ${options.what ?? 'condition'} (last: ${seen})`);
   }
+}
+
+/** Polls `condition` until true; resolves with Date.now() at that moment, or undefined after `timeoutMs`. */
+export function timeWhen(condition: () => boolean | Promise<boolean>, timeoutMs: number, intervalMs = 25): Promise<number | undefined> {
+  return waitFor(async () => ((await condition()) ? Date.now() : undefined), timeoutMs, { intervalMs }).catch(() => undefined);
 }
 
 /** Polls `probe` for `durationMs` and fails at the first falsy answer (or throw): "stays true". */
