@@ -6,11 +6,13 @@ import { decodeRecord, metadataKey, type DecodeResult } from '../registry/regist
 import type { ServiceInstance } from './service-instance.js';
 
 /** What the service watcher keeps per key: the decoded record or why it was skipped. */
-export type DecodedEntry = DecodeResult & { readonly id?: string; readonly prepared?: PreparedEntry };
+export type DecodedEntry = DecodeResult & { readonly id?: string } & Partial<PreparedEntry>;
 
 /** What a list rebuild needs from a valid record, computed once per record version rather than per rebuild. */
 interface PreparedEntry {
+  /** Why the address policy refuses the record; absent when it does not. */
   readonly refusal?: string;
+  /** The de-duplication key of the address (`localhost` is `127.0.0.1`); usually the very string `instance.address`. */
   readonly endpoint: string;
   readonly instance: ServiceInstance;
 }
@@ -22,17 +24,21 @@ interface PreparedEntry {
  */
 export function decodeEntry(prefix: string, key: string, value: Buffer | string, policy?: AddressPolicy): DecodedEntry {
   const decoded: DecodedEntry = { ...decodeRecord(value), id: instanceIdOf(prefix, key) };
-  return { ...decoded, prepared: prepare(decoded, key, policy) };
+  const prepared = prepare(decoded, key, policy);
+  if (!prepared || !decoded.ok) return decoded;
+  // The instance has host and port: it stands in for the decoded address object (one object less per record).
+  return { ...decoded, address: prepared.instance, ...prepared };
 }
 
 function prepare(entry: DecodedEntry, key: string, policy: AddressPolicy | undefined): PreparedEntry | undefined {
   if (!entry.ok || entry.id === undefined) return undefined;
   const { host, port } = entry.address;
-  return {
-    refusal: policy?.refusal(host),
-    endpoint: endpointKey(entry.address),
-    instance: { id: entry.id, key, address: formatHostPort(entry.address), host, port, metadata: entry.metadata },
-  };
+  const address = formatHostPort(entry.address);
+  const endpoint = endpointKey(entry.address);
+  const refusal = policy?.refusal(host);
+  const instance = { id: entry.id, key, address, host, port, metadata: entry.metadata };
+  // Thousands of records per service: keep one string where the two are equal, and no empty field.
+  return { ...(refusal === undefined ? {} : { refusal }), endpoint: endpoint === address ? address : endpoint, instance };
 }
 
 export interface InstanceListResult {
@@ -54,7 +60,7 @@ export function buildInstanceList(snapshot: MirrorSnapshot<DecodedEntry>, policy
   const skipped = new Map<string, string>();
   const byAddress = new Map<string, string>();
   for (const [key, { value: entry }] of entriesByAge(snapshot)) {
-    const prepared = entry.prepared ?? prepare(entry, key, policy);
+    const prepared = entry.instance ? (entry as PreparedEntry) : prepare(entry, key, policy);
     if (!prepared) {
       skipped.set(key, entry.ok ? 'key is not <namespace>/<service>/<instanceId>' : entry.reason);
       continue;

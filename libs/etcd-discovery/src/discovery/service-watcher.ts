@@ -14,10 +14,11 @@ import { SkippedKeys } from './skipped-keys.js';
 
 /**
  * Rebuilds of one service's list at most this often: the first change of a burst is published at
- * once, later ones together at the end of the interval. A writer rewriting one key as fast as etcd
- * takes it costs a client one rebuild per interval, not one per write.
+ * once, later ones together at the end of the interval, so a writer rewriting one key as fast as etcd
+ * takes it costs a client one rebuild per interval, not one per write. Short, so churn is followed
+ * within milliseconds; what bounds the CPU of large lists is the hub's pacer.
  */
-export const REBUILD_INTERVAL_MS = 50;
+export const REBUILD_INTERVAL_MS = 10;
 /** Membership lines per service and window; the rest is summed up in one line. */
 const MEMBERSHIP_LINES = { perWindow: 20, windowMs: 10_000 };
 

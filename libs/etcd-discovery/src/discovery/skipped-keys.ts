@@ -12,9 +12,10 @@ const MAX_CLEARED = 10_000;
  * record, or putting and deleting it, cannot turn each write into a log line.
  */
 export class SkippedKeys {
-  private readonly current = new Set<string>();
+  /** Both made on the first skipped key: most services never have one, and a client may follow thousands. */
+  private current?: Set<string>;
   /** Key -> when it stopped being skipped; insertion order is age order. */
-  private readonly cleared = new Map<string, number>();
+  private cleared?: Map<string, number>;
 
   constructor(
     private readonly serviceName: string,
@@ -23,6 +24,9 @@ export class SkippedKeys {
   ) {}
 
   report(skipped: ReadonlyMap<string, string>): void {
+    if (skipped.size === 0 && !this.current?.size && !this.cleared?.size) return;
+    this.current ??= new Set();
+    this.cleared ??= new Map();
     const now = this.now();
     for (const [key, reason] of skipped) {
       if (this.current.has(key)) continue;

@@ -15,23 +15,25 @@ const MAX_REMEMBERED = 10_000;
 
 export class OverlongKeys {
   private readonly limit: number;
-  private readonly seen = new Set<string>();
+  /** Made on the first over-long key: most prefixes never see one, and a client may follow thousands. */
+  private seen?: Set<string>;
   private saturated = false;
   /** One line per key, but no more than 20 per 10 s: a thousand long keys are one burst of lines, then a count. */
-  private readonly lines: LogBudget;
+  private lines?: LogBudget;
 
   constructor(
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
     this.limit = Buffer.byteLength(prefix) + MAX_KEY_BYTES_AFTER_PREFIX;
-    this.lines = new LogBudget(20, 10_000, (count) => this.logger.warn(`${printable(this.prefix)}: ${count} more over-long keys skipped in the last 10 s`));
   }
 
   /** True (and logged once per key) when `key` is too long to be read. */
   refuses(key: Buffer): boolean {
     if (key.length <= this.limit) return false;
     const digest = createHash('sha256').update(key).digest('hex').slice(0, 16);
+    this.seen ??= new Set();
+    this.lines ??= new LogBudget(20, 10_000, (count) => this.logger.warn(`${printable(this.prefix)}: ${count} more over-long keys skipped in the last 10 s`));
     if (this.seen.has(digest)) return true;
     if (this.seen.size >= MAX_REMEMBERED) {
       if (!this.saturated) this.logger.warn(`${printable(this.prefix)}: more than ${MAX_REMEMBERED} over-long keys; skipping the rest silently`);

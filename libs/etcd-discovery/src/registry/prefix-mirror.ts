@@ -38,12 +38,13 @@ export class PrefixMirror<T> {
   /** What etcd holds as far as we know (within the caps). */
   private state: Store<T> = new Map();
   /** Events of a revision etcd split into fragments, applied with the last one (a torn revision never shows). */
-  private fragments: IWatchResponse['events'] = [];
+  private fragments?: IWatchResponse['events'];
   private stateBytes = 0;
   private published = false;
   private capped = false;
   private rejecting = false;
-  private undecodable = new Set<string>();
+  /** Keys whose decode threw; shared and empty until one does (a client may mirror thousands of prefixes). */
+  private undecodable: Set<string> = NONE;
   private readonly abort = new AbortController();
   private running?: Promise<void>;
   private watcher?: Watcher;
@@ -149,7 +150,7 @@ export class PrefixMirror<T> {
     const changed = !this.published || !sameEntries(this.state, next);
     this.state = next;
     this.stateBytes = bytes;
-    this.undecodable = failing;
+    this.undecodable = failing.size > 0 ? failing : NONE;
     this.capped = broken !== undefined;
     if (broken) this.capWarning.crossed(broken);
     else this.capWarning.cleared();
@@ -177,7 +178,7 @@ export class PrefixMirror<T> {
       const finish = (reason: string): void => {
         confirmation.cancel();
         // A revision cut short by the end of its watch is read whole by the next listing.
-        this.fragments = [];
+        this.fragments = undefined;
         if (this.watcher === watcher) this.dropWatcher();
         if (this.endWatch === finish) this.endWatch = undefined;
         this.abort.signal.removeEventListener('abort', onAbort);
@@ -198,10 +199,12 @@ export class PrefixMirror<T> {
   private apply(response: IWatchResponse): void {
     try {
       if (response.fragment) {
+        this.fragments ??= [];
         for (const event of response.events) this.fragments.push(event);
         return;
       }
-      const events = this.fragments.length > 0 ? [...this.fragments.splice(0), ...response.events] : response.events;
+      const events = this.fragments ? [...this.fragments, ...response.events] : response.events;
+      this.fragments = undefined;
       if (events.length === 0) return;
       const state = this.state;
       const sizeBefore = state.size;
@@ -257,6 +260,10 @@ export class PrefixMirror<T> {
     } catch (error) {
       if (!this.undecodable.has(key)) {
         this.options.logger.warn(`${this.options.prefix}: skipping ${printable(key)}: ${printable(messageOf(error))}`);
+      }
+      if (failing === NONE) {
+        failing = new Set();
+        this.undecodable = failing;
       }
       failing.add(key);
       return undefined;
@@ -314,6 +321,9 @@ export class PrefixMirror<T> {
     this.options.logger.warn(message);
   }
 }
+
+/** The empty key set every mirror starts with; never added to (see entryFor). */
+const NONE: Set<string> = new Set();
 
 function sameEntries<T>(a: MirrorSnapshot<T>, b: MirrorSnapshot<T>): boolean {
   if (a.size !== b.size) return false;

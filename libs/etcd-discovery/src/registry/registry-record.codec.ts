@@ -1,7 +1,6 @@
 import { printable } from '../common/printable.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../common/host-port.js';
 import { MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_RECORD_BYTES, metadataShapeProblem } from '../options/metadata-rules.js';
-import { wellKnownMetadata } from './well-known-metadata.js';
 
 export { MAX_METADATA_ARRAY, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_METADATA_KEYS, MAX_RECORD_BYTES } from '../options/metadata-rules.js';
 
@@ -46,16 +45,17 @@ export function decodeRecord(value: Buffer | string): DecodeResult {
   if (!isPlainObject(metadata)) return reject('"Metadata" is not an object');
   const problem = metadataShapeProblem(metadata);
   if (problem) return reject(`"Metadata" ${problem}`);
-  const bytes = Buffer.byteLength(metadataKey(metadata));
+  // Measured, not kept: most records are never compared by content (an unchanged record keeps its identity).
+  const bytes = Buffer.byteLength(JSON.stringify(metadata));
   if (bytes > MAX_METADATA_BYTES) return reject(`"Metadata" is ${bytes} bytes of JSON, over ${MAX_METADATA_BYTES}`);
   deepFreeze(metadata);
-  wellKnownMetadata(metadata);
   return { ok: true, address, metadata };
 }
 
 /**
- * The comparison key of a decoded metadata object: its JSON, computed once per record (decoded
- * metadata is frozen, so the key cannot go stale) and cached by identity.
+ * The comparison key of a decoded metadata object: its JSON, computed when first needed (a record's new
+ * version compared with its old one) and cached by identity (decoded metadata is frozen, so it cannot go
+ * stale). Safe on any decoded record: decoding bounded its depth.
  */
 export function metadataKey(metadata: Readonly<Record<string, unknown>>): string {
   let key = keys.get(metadata);

@@ -14,7 +14,7 @@ export interface WellKnownMetadata {
   readonly problems: readonly string[];
 }
 
-/** The well-known fields of a metadata object; read once per record (decode) and cached by identity. */
+/** The well-known fields of a metadata object; read on first use (routing by zone, weights) and cached by identity. */
 export function wellKnownMetadata(metadata: Readonly<Record<string, unknown>>): WellKnownMetadata {
   let known = cache.get(metadata);
   if (!known) {
