@@ -88,7 +88,10 @@ describe('hostile values under a live prefix (property-style, seeded)', () => {
       );
       expect(client.proc.alive, `${policy} client still running`).toBe(true);
       expect(result.failed, `${policy}: failed calls (${result.errors.slice(0, 3).join(' | ')})`).toBe(0);
-      expect(result.calls).toBeGreaterThan(1_000);
+      // The call loop kept its pace (100 calls/s) through the storm: the client's event loop was never held up for long.
+      const loadSeconds = (result.stopped - result.started) / 1_000;
+      expect(result.calls, `${policy}: calls over ${loadSeconds.toFixed(1)} s of load at 100/s`).toBeGreaterThan(0.8 * 100 * loadSeconds);
+      expect(loadSeconds).toBeGreaterThan(5);
       const strangers = Object.keys(result.byAddress).filter((address) => ![...greeters, late].some((g) => g.address === address));
       expect(strangers, `${policy}: addresses other than the live greeters that served calls`).toEqual([]);
       expect(linesPerKey.unmatched, `${policy}: skip lines that name no generated key`).toBeUndefined();
