@@ -60,6 +60,11 @@ export async function within<T>(work: Promise<T>, ms: number, fallback: T): Prom
   }
 }
 
+/** The message of anything thrown; never throws itself (a hostile `toString` or getter yields a placeholder). */
 export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return '(unprintable error)';
+  }
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, IKeyValue } from 'etcd3';
-import { BehaviorSubject, distinctUntilChanged, filter, map, type Observable } from 'rxjs';
+import { BehaviorSubject, filter, type Observable } from 'rxjs';
 import { errorMessage } from '../common/backoff.js';
 import { LogBudget } from '../common/log-budget.js';
 import { printable } from '../common/printable.js';
@@ -62,14 +62,6 @@ export class ServiceWatcher {
 
   get states$(): Observable<DiscoveryState> {
     return this.state$.pipe(filter((state): state is DiscoveryState => state !== undefined));
-  }
-
-  get instances$(): Observable<readonly ServiceInstance[]> {
-    return this.states$.pipe(
-      map((state) => (state.kind === 'listed' ? state.instances : undefined)),
-      filter((list): list is readonly ServiceInstance[] => list !== undefined),
-      distinctUntilChanged(),
-    );
   }
 
   start(): void {

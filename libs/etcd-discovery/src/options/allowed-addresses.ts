@@ -1,12 +1,11 @@
 import { isIP } from 'node:net';
+import { isValidHost } from '../common/host-port.js';
 
 /** One entry of the `allowedAddresses` option, parsed. */
 export type AllowEntry =
   | { readonly kind: 'net'; readonly network: string; readonly prefix: number; readonly family: 'ipv4' | 'ipv6' }
   | { readonly kind: 'name'; readonly name: string }
   | { readonly kind: 'suffix'; readonly suffix: string };
-
-const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** `10.0.0.0/8`, `fd00::/8`, a single IP, `host.example` or `*.example`; undefined for anything else. */
 export function parseAllowEntry(entry: unknown): AllowEntry | undefined {
@@ -19,6 +18,7 @@ export function parseAllowEntry(entry: unknown): AllowEntry | undefined {
     const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
     return prefix >= 0 && prefix <= max ? { kind: 'net', network: address, prefix, family } : undefined;
   }
-  if (text.startsWith('*.') && HOST_NAME.test(text.slice(2))) return { kind: 'suffix', suffix: text.slice(1) };
-  return HOST_NAME.test(text) && !/^[\d.]+$/.test(text) ? { kind: 'name', name: text.replace(/\.$/, '') } : undefined;
+  // Names follow the one host-name rule records are read with (numeric last labels are IPv4 in disguise).
+  if (text.startsWith('*.') && isValidHost(text.slice(2)) && isIP(text.slice(2)) === 0) return { kind: 'suffix', suffix: text.slice(1) };
+  return isValidHost(text) && isIP(text) === 0 ? { kind: 'name', name: text } : undefined;
 }

@@ -5,6 +5,7 @@ import {
   GRPCResourceExhastedError,
   GRPCUnauthenticatedError,
 } from 'etcd3';
+import { errorMessage } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
 
 /** Why etcd could not be listed, as a person fixing it needs to know first. */
@@ -31,7 +32,7 @@ const OVERLOADED_TEXT = /too many requests/i;
 const COMPACTED_TEXT = /required revision has been compacted/i;
 
 export function classifyEtcdFailure(error: unknown): EtcdFailureKind {
-  const message = messageOf(error);
+  const message = errorMessage(error);
   const code = codeOf(error);
   if (
     error instanceof EtcdPermissionDeniedError ||
@@ -51,30 +52,20 @@ export function classifyEtcdFailure(error: unknown): EtcdFailureKind {
 
 /** "<kind>: <original message, escaped and truncated>", e.g. for NoLiveInstanceError and UNAVAILABLE details. */
 export function describeEtcdFailure(error: unknown): string {
-  const detail = printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS);
+  const detail = printable(errorMessage(error), MAX_FAILURE_DETAIL_CHARS);
   return `${classifyEtcdFailure(error)}: ${detail || '(no message)'}`;
 }
 
 /** A response over the client's receive limit: a smaller page may fit. etcd's own overload is excluded. */
 export function isResponseTooLarge(error: unknown): boolean {
-  const message = messageOf(error);
+  const message = errorMessage(error);
   if (OVERLOADED_TEXT.test(message)) return false;
   return error instanceof GRPCResourceExhastedError || codeOf(error) === GRPC_RESOURCE_EXHAUSTED || TOO_LARGE_TEXT.test(message);
 }
 
 /** A read pinned at a revision etcd has compacted away since. */
 export function isCompactedError(error: unknown): boolean {
-  return COMPACTED_TEXT.test(messageOf(error));
-}
-
-/** The message of anything thrown; never throws itself (a hostile `toString` or getter yields a placeholder). */
-export function messageOf(error: unknown): string {
-  try {
-    if (error instanceof Error) return String(error.message);
-    return String(error);
-  } catch {
-    return '(unprintable error)';
-  }
+  return COMPACTED_TEXT.test(errorMessage(error));
 }
 
 function codeOf(error: unknown): number | undefined {
@@ -97,6 +88,6 @@ export const LASTING_FAILURE_RETRY_MS = 5_000;
 /** The delay before retrying after `error`: the backoff's, or longer for failures that need a person. */
 export function retryDelayAfter(error: unknown, backoffMs: number): number {
   const kind = classifyEtcdFailure(error);
-  const lasting = kind === 'TLS failed' || (kind === 'permission denied' && !(error instanceof EtcdInvalidAuthTokenError) && !/invalid auth token/i.test(messageOf(error)));
+  const lasting = kind === 'TLS failed' || (kind === 'permission denied' && !(error instanceof EtcdInvalidAuthTokenError) && !/invalid auth token/i.test(errorMessage(error)));
   return lasting ? Math.max(backoffMs, LASTING_FAILURE_RETRY_MS * (0.5 + Math.random() / 2)) : backoffMs;
 }

@@ -1,7 +1,7 @@
 import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
-import { Backoff, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
+import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
-import { describeEtcdFailure, isCompactedError, retryDelayAfter, MAX_FAILURE_DETAIL_CHARS, messageOf } from './etcd-failure.js';
+import { describeEtcdFailure, isCompactedError, retryDelayAfter, MAX_FAILURE_DETAIL_CHARS } from './etcd-failure.js';
 import { brokenCap, CapWarning, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type MirrorCaps } from './mirror-caps.js';
 import { OverlongKeys } from './overlong-keys.js';
 import { PageSizer, rangePages, type RangeScope } from './paged-range.js';
@@ -246,7 +246,7 @@ export class PrefixMirror<T> {
       // Keys a cap left out were never stored: a listing is the only way to take them in now.
       if (this.capped && freed) this.endWatch?.(ROOM_FREED);
     } catch (error) {
-      this.options.logger.error(`failed to apply a watch event on ${this.options.prefix}: ${printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS)}`);
+      this.options.logger.error(`failed to apply a watch event on ${this.options.prefix}: ${printable(errorMessage(error), MAX_FAILURE_DETAIL_CHARS)}`);
     }
   }
 
@@ -259,7 +259,7 @@ export class PrefixMirror<T> {
       return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value, bytes: kv.key.length + kv.value.length };
     } catch (error) {
       if (!this.undecodable.has(key)) {
-        this.options.logger.warn(`${this.options.prefix}: skipping ${printable(key)}: ${printable(messageOf(error))}`);
+        this.options.logger.warn(`${this.options.prefix}: skipping ${printable(key)}: ${printable(errorMessage(error))}`);
       }
       if (failing === NONE) {
         failing = new Set();
@@ -280,7 +280,7 @@ export class PrefixMirror<T> {
       this.options.onChange(this.state);
     } catch (error) {
       if (!this.rejecting) {
-        const reason = printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS);
+        const reason = printable(errorMessage(error), MAX_FAILURE_DETAIL_CHARS);
         this.options.logger.error(`a consumer of ${this.options.prefix} rejected an update (${reason}); the next change offers it the whole state again`);
       }
       this.rejecting = true;
@@ -298,7 +298,7 @@ export class PrefixMirror<T> {
     try {
       this.options.onListFailed?.(reason);
     } catch (error) {
-      this.options.logger.error(`onListFailed for ${this.options.prefix} threw: ${printable(messageOf(error), MAX_FAILURE_DETAIL_CHARS)}`);
+      this.options.logger.error(`onListFailed for ${this.options.prefix} threw: ${printable(errorMessage(error), MAX_FAILURE_DETAIL_CHARS)}`);
     }
   }
 

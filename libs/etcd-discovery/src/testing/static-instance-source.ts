@@ -2,9 +2,10 @@ import { BehaviorSubject, map, type Observable } from 'rxjs';
 import type { InstanceSource } from '../discovery/instance-source.js';
 import type { DiscoveryState } from '../discovery/discovery-state.js';
 import { DEFAULT_NAMESPACE } from '../options/defaults.js';
-import { formatHostPort, parseHostPort } from '../common/host-port.js';
+import { parseHostPort } from '../common/host-port.js';
 import { servicePrefix } from '../registry/registry-keys.js';
-import { decodeRecord, encodeRecord } from '../registry/registry-record.codec.js';
+import { encodeRecord } from '../registry/registry-record.codec.js';
+import { decodeEntry } from '../discovery/instance-list.js';
 import type { ServiceInstance } from '../discovery/service-instance.js';
 
 /** An instance given to the testing module: `'127.0.0.1:50051'`, or with metadata (zone, weight, version...). */
@@ -60,7 +61,9 @@ function toInstance(prefix: string, given: StaticInstance, index: number): Servi
   const { address: text, metadata = {}, id = `static-${index}` } = typeof given === 'string' ? { address: given } : given;
   const address = parseHostPort(text);
   if (!address) throw new Error(`nestjs-etcd-discovery/testing: "${text}" is not host:port`);
-  const decoded = decodeRecord(encodeRecord(address, metadata));
-  if (!decoded.ok) throw new Error(`nestjs-etcd-discovery/testing: instance ${text}: ${decoded.reason}`);
-  return { id, key: `${prefix}${id}`, address: formatHostPort(address), host: address.host, port: address.port, metadata: decoded.metadata };
+  // Read back the way a watcher reads a record from etcd.
+  const entry = decodeEntry(prefix, `${prefix}${id}`, encodeRecord(address, metadata));
+  if (!entry.ok) throw new Error(`nestjs-etcd-discovery/testing: instance ${text}: ${entry.reason}`);
+  if (!entry.instance) throw new Error(`nestjs-etcd-discovery/testing: instance id "${id}" is not a key segment (no "/")`);
+  return entry.instance;
 }
