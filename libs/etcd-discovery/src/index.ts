@@ -10,7 +10,7 @@ export {
   type RegistrationOptions,
   type ServerLifecycleOptions,
 } from './options/index.js';
-export { DiscoverableGrpcServer, EtcdRegistration, withEtcdDiscovery } from './server/index.js';
+export { DiscoverableGrpcServer, EtcdRegistration, withEtcdDiscovery, type RegistrationState } from './server/index.js';
 export {
   ClientFactory,
   InjectDiscoveredClient,

@@ -46,7 +46,8 @@ export class Registrar {
   private readonly abort = new AbortController();
   private pending?: string;
   private loop?: Promise<void>;
-  private registered = false;
+  private registeredNow = false;
+  private readonly registeredListeners = new Set<(registered: boolean) => void>();
   private everRegistered = false;
   private readonly firstRegistration: Promise<void>;
   private resolveFirst!: () => void;
@@ -69,7 +70,23 @@ export class Registrar {
   }
 
   get isRegistered(): boolean {
-    return this.registered;
+    return this.registeredNow;
+  }
+
+  /** Called whenever `isRegistered` flips. */
+  onRegisteredChange(listener: (registered: boolean) => void): () => void {
+    this.registeredListeners.add(listener);
+    return () => this.registeredListeners.delete(listener);
+  }
+
+  private set registered(value: boolean) {
+    if (value === this.registeredNow) return;
+    this.registeredNow = value;
+    for (const listener of this.registeredListeners) listener(value);
+  }
+
+  private get registered(): boolean {
+    return this.registeredNow;
   }
 
   /** Resolves once every record is in etcd; registration retries in the background until then. */

@@ -1,10 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type { Etcd3 } from 'etcd3';
+import { BehaviorSubject, distinctUntilChanged, type Observable } from 'rxjs';
 import { sleep } from '../common/backoff.js';
 import type { ResolvedDiscoveryOptions } from '../options/resolved-options.js';
 import { LeaseKeeper } from '../registry/lease-keeper.js';
 import { Registrar, type RegisteredInstance, type ServingEndpoint } from '../registry/registrar.js';
 import { newInstanceId } from '../registry/registry-keys.js';
+import type { RegistrationState } from './registration-state.js';
 
 /** Deregistration must not hang shutdown when etcd is gone: the lease expires the keys anyway. */
 const DEREGISTER_TIMEOUT_MS = 3_000;
@@ -20,6 +22,9 @@ export class EtcdRegistration {
   private registrar?: Registrar;
   private keeper?: LeaseKeeper;
   private withdrawing?: Promise<void>;
+  private readonly stateSubject = new BehaviorSubject<RegistrationState>('idle');
+  /** The registration's state, current value first, then every change. Completes after `deregistered`. */
+  readonly state$: Observable<RegistrationState> = this.stateSubject.pipe(distinctUntilChanged());
 
   constructor(
     private readonly client: Etcd3,
@@ -33,6 +38,10 @@ export class EtcdRegistration {
   /** How long the server's graceful shutdown waits for in-flight calls (`server.shutdownTimeoutMs`): all server timing lives here. */
   get shutdownTimeoutMs(): number {
     return this.options.server.shutdownTimeoutMs;
+  }
+
+  get state(): RegistrationState {
+    return this.stateSubject.value;
   }
 
   get isRegistered(): boolean {
@@ -55,6 +64,11 @@ export class EtcdRegistration {
     if (this.registrar) throw new Error('nestjs-etcd-discovery: this process is already registered');
     this.keeper = new LeaseKeeper(this.client, this.options.server.ttlSeconds, this.logger);
     this.registrar = new Registrar(this.client, this.keeper, this.options.namespace, this.instanceId, this.logger);
+    this.setState('registering');
+    this.registrar.onRegisteredChange((registered) => {
+      if (this.state === 'deregistering' || this.state === 'deregistered') return;
+      this.setState(registered ? 'registered' : 'lost');
+    });
     this.registrar.start(this.options.registrations, endpoint);
   }
 
@@ -76,7 +90,14 @@ export class EtcdRegistration {
     const registrar = this.registrar;
     if (!registrar) return;
     const wasRegistered = registrar.isRegistered;
+    this.setState('deregistering');
     await registrar.stop(DEREGISTER_TIMEOUT_MS);
+    this.setState('deregistered');
+    this.stateSubject.complete();
     if (wasRegistered && this.options.server.drainDelayMs > 0) await sleep(this.options.server.drainDelayMs);
+  }
+
+  private setState(state: RegistrationState): void {
+    if (!this.stateSubject.closed) this.stateSubject.next(state);
   }
 }

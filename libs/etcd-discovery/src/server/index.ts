@@ -3,3 +3,4 @@ export { DiscoverableGrpcServer } from './discoverable-grpc.server.js';
 export { EtcdRegistration } from './etcd-registration.js';
 export { shutdownGracefully, type ShutdownOutcome } from './graceful-shutdown.js';
 export { withEtcdDiscovery } from './with-etcd-discovery.js';
+export type { RegistrationState } from './registration-state.js';
