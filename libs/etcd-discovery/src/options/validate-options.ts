@@ -182,7 +182,8 @@ function validateRegistrations(registration: unknown): ResolvedRegistration[] {
   });
 }
 
-function validateMetadata(field: string, metadata: unknown): Record<string, unknown> {
+/** A registration's metadata, from the options or from `EtcdRegistration.update()`: the rules records are read with. */
+export function validateMetadata(field: string, metadata: unknown): Record<string, unknown> {
   if (metadata === undefined) return {};
   if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
     fail(field, metadata, 'pass a plain object such as { version: "1.0.0", zone: "eu-1" }');

@@ -22,6 +22,7 @@ export class LeaseKeeper {
   private readonly listeners = new Set<(lease: GrantedLease) => void>();
   private readonly lostListeners = new Set<() => void>();
   private grants = 0;
+  private keepaliveAnsweredAt?: number;
 
   constructor(
     private readonly client: Etcd3,
@@ -36,6 +37,11 @@ export class LeaseKeeper {
 
   get currentId(): string | undefined {
     return this.granted?.id;
+  }
+
+  /** When etcd last answered a keepalive (or the grant) of the live lease, in ms since the epoch. */
+  get lastKeepaliveAt(): number | undefined {
+    return this.keepaliveAnsweredAt;
   }
 
   /** Called with every new lease after the first. */
@@ -104,6 +110,10 @@ export class LeaseKeeper {
         }
         const granted: GrantedLease = { id, lease };
         lease.on('lost', (error: Error) => this.lose(granted, errorMessage(error)));
+        lease.on('keepaliveSucceeded', () => {
+          if (this.granted === granted) this.keepaliveAnsweredAt = Date.now();
+        });
+        this.keepaliveAnsweredAt = Date.now();
         this.granted = granted;
         this.grants += 1;
         if (failures > 0 || this.grants > 1) this.logger.log(`granted lease ${id} (ttl ${this.ttlSeconds}s)`);

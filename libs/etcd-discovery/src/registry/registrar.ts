@@ -35,6 +35,16 @@ interface OwnKeyState {
 
 type ClaimOutcome = 'created' | 'present' | 'reattached' | 'conflict';
 
+interface Waiter {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** Builds a record; the registrar adds `grpcServices` and `startedAt` to the caller's metadata. */
+function buildRecord(serviceName: string, key: string, address: HostPort, metadata: Readonly<Record<string, unknown>>): RegisteredInstance {
+  return { serviceName, key, address: formatHostPort(address), metadata, value: encodeRecord(address, metadata) };
+}
+
 /**
  * Keeps this process's registrations in etcd: put with the shared lease (create-only), put back
  * if someone deletes a key, move keys to a new lease when the old one is lost. Every trigger just
@@ -42,6 +52,7 @@ type ClaimOutcome = 'created' | 'present' | 'reattached' | 'conflict';
  */
 export class Registrar {
   private records: RegisteredInstance[] = [];
+  private addresses: HostPort[] = [];
   private readonly mirrors: PrefixMirror<OwnKeyState>[] = [];
   private readonly abort = new AbortController();
   private pending?: string;
@@ -54,6 +65,12 @@ export class Registrar {
   private readonly unsubscribeLease: Array<() => void> = [];
   /** Keys found holding another record, each logged once until we hold it. */
   private readonly conflicts = new Set<string>();
+  /** Every value this process wrote per key: after an update, etcd may still hold an older one of ours. */
+  private readonly ownValues = new Map<string, Set<string>>();
+  private paused = false;
+  /** Callers of `settle()` waiting for the next reconcile to start, then for the one running. */
+  private nextWaiters: Waiter[] = [];
+  private runningWaiters: Waiter[] = [];
 
   constructor(
     private readonly client: Etcd3,
@@ -94,24 +111,31 @@ export class Registrar {
     return this.firstRegistration;
   }
 
-  start(registrations: readonly ResolvedRegistration[], endpoint: ServingEndpoint): void {
+  /** `paused`: start out of rotation, as if `pause()` had been called first. */
+  start(registrations: readonly ResolvedRegistration[], endpoint: ServingEndpoint, paused = false): void {
     if (this.records.length > 0) throw new Error('Registrar.start() called twice');
+    this.paused = paused;
     const startedAt = new Date().toISOString();
+    this.addresses = [];
     this.records = registrations.map((registration) => {
       const address = { host: registration.host ?? endpoint.address.host, port: registration.port ?? endpoint.address.port };
+      this.addresses.push(address);
       const metadata = { ...registration.metadata, grpcServices: [...endpoint.grpcServices], startedAt };
-      const key = instanceKey(this.namespace, registration.serviceName, this.instanceId);
-      return { serviceName: registration.serviceName, key, address: formatHostPort(address), metadata, value: encodeRecord(address, metadata) };
+      const record = buildRecord(registration.serviceName, instanceKey(this.namespace, registration.serviceName, this.instanceId), address, metadata);
+      this.ownValues.set(record.key, new Set([record.value]));
+      return record;
     });
-    for (const record of this.records) {
+    for (const [index, { key }] of this.records.entries()) {
       const mirror = new PrefixMirror<OwnKeyState>(this.client, {
-        prefix: record.key,
+        prefix: key,
         exactKey: true,
         decode: (_key, kv: IKeyValue) => ({ value: kv.value.toString(), lease: kv.lease }),
         onChange: (snapshot) => {
-          const seen = snapshot.get(record.key)?.value;
-          if (!seen) this.schedule(`key ${record.key} was deleted`);
-          else if (seen.value !== record.value || seen.lease !== this.keeper.currentId) this.schedule(`key ${record.key} changed`);
+          const seen = snapshot.get(key)?.value;
+          if (this.paused) {
+            if (seen && this.isOwnValue(key, seen.value)) this.schedule(`key ${key} reappeared while paused`);
+          } else if (!seen) this.schedule(`key ${key} was deleted`);
+          else if (seen.value !== this.records[index].value || seen.lease !== this.keeper.currentId) this.schedule(`key ${key} changed`);
         },
         logger: this.logger,
       });
@@ -127,12 +151,48 @@ export class Registrar {
   }
 
   /**
+   * Replaces the caller's metadata of the records of `serviceNames` (the registrar's own fields stay);
+   * resolves once etcd holds the new records, or at once while paused (resume() writes them).
+   */
+  update(serviceNames: ReadonlySet<string>, metadataOf: (record: RegisteredInstance) => Readonly<Record<string, unknown>>): Promise<void> {
+    this.records = this.records.map((record, index) => {
+      if (!serviceNames.has(record.serviceName)) return record;
+      const { grpcServices, startedAt } = record.metadata;
+      const updated = buildRecord(record.serviceName, record.key, this.addresses[index], { ...metadataOf(record), grpcServices, startedAt });
+      this.ownValues.get(record.key)?.add(updated.value);
+      return updated;
+    });
+    if (this.paused) return Promise.resolve();
+    this.logger.log(`updating ${this.describe()}`);
+    return this.settle('metadata updated');
+  }
+
+  /** Takes the records out of etcd (clients stop picking us) while the lease stays alive; resolves once they are gone. */
+  pause(): Promise<void> {
+    this.paused = true;
+    this.registered = false;
+    this.logger.log(`pausing ${this.describe()}`);
+    return this.settle('paused');
+  }
+
+  /** Puts the records back after `pause()`; resolves once they are in etcd. */
+  resume(): Promise<void> {
+    this.paused = false;
+    this.logger.log(`resuming ${this.describe()}`);
+    return this.settle('resumed');
+  }
+
+  /**
    * Deregisters, bounded by `timeoutMs`: revoking the process's lease removes every key of it in one
    * request (clients stop picking us); if that fails, each key still holding our value is deleted.
    */
   async stop(timeoutMs: number): Promise<void> {
     if (this.abort.signal.aborted) return;
     this.abort.abort();
+    const stopped = new Error('nestjs-etcd-discovery: the registration was withdrawn before etcd was updated');
+    for (const waiter of [...this.nextWaiters, ...this.runningWaiters]) waiter.reject(stopped);
+    this.nextWaiters = [];
+    this.runningWaiters = [];
     for (const unsubscribe of this.unsubscribeLease) unsubscribe();
     for (const mirror of this.mirrors) mirror.stop();
     const deadline = Date.now() + timeoutMs;
@@ -156,16 +216,28 @@ export class Registrar {
     this.loop ??= this.reconcileLoop().finally(() => (this.loop = undefined));
   }
 
+  /** Schedules a reconcile; resolves when one that started after this call has succeeded. */
+  private settle(reason: string): Promise<void> {
+    const settled = new Promise<void>((resolve, reject) => this.nextWaiters.push({ resolve, reject }));
+    this.pending = reason;
+    this.schedule(reason);
+    return settled;
+  }
+
   private async reconcileLoop(): Promise<void> {
     const backoff = new Backoff(RECOVERY_BACKOFF);
     let failing = false;
     while (this.pending !== undefined && !this.abort.signal.aborted) {
       const reason = this.pending;
       this.pending = undefined;
+      this.runningWaiters.push(...this.nextWaiters);
+      this.nextWaiters = [];
       try {
         await this.reconcile(reason);
         backoff.reset();
         failing = false;
+        for (const waiter of this.runningWaiters) waiter.resolve();
+        this.runningWaiters = [];
       } catch (error) {
         if (!failing) this.logger.warn(`registration of ${this.describe()} failed (${describeEtcdFailure(error)}); retrying`);
         failing = true;
@@ -176,16 +248,22 @@ export class Registrar {
   }
 
   private async reconcile(reason: string): Promise<void> {
+    if (this.paused) return this.withdrawWhilePaused();
     const granted = await this.keeper.acquire();
     if (!granted || this.abort.signal.aborted) return;
     const outcomes: ClaimOutcome[] = [];
     for (const [index, record] of this.records.entries()) {
+      if (this.paused) break;
       const seen = this.mirrors[index].current.get(record.key)?.value;
       if (seen?.value === record.value && seen.lease === granted.id) continue;
-      outcomes.push(await this.claim(record, granted));
+      const outcome = await this.claim(record, granted);
+      outcomes.push(outcome);
+      // etcd now holds this value: older ones of ours cannot come back (an update() meanwhile added the newest).
+      if (outcome !== 'conflict') this.ownValues.set(record.key, new Set([record.value, this.records[index].value]));
     }
     await this.keeper.retireOld();
     for (const mirror of this.mirrors) mirror.start();
+    if (this.paused) return;
     const wasRegistered = this.registered;
     // A key held by another record is not ours: stay unregistered until it goes (the key watch retries
     // then). A lease lost while claiming leaves us unregistered too: the new lease's reconcile follows.
@@ -215,15 +293,17 @@ export class Registrar {
       }
       const existing = created.responses[0]?.response_range?.kvs[0];
       if (!existing) throw new Error(`key ${key} vanished during registration`);
-      if (existing.value.toString() !== value) {
+      const held = existing.value.toString();
+      if (!this.isOwnValue(key, held)) {
         if (!this.conflicts.has(key)) this.logger.error(`key ${key} holds another process's record; not overwriting it`);
         this.conflicts.add(key);
         return 'conflict';
       }
       this.conflicts.delete(key);
-      if (existing.lease === granted.id) return 'present';
+      if (held === value && existing.lease === granted.id) return 'present';
+      // Our record on an old lease, or an older record of ours (before update()): replace it unless it changed meanwhile.
       const moved = await this.client
-        .if(key, 'Value', '==', value)
+        .if(key, 'Value', '==', held)
         .then(this.client.put(key).value(value).lease(granted.id))
         .commit();
       if (!moved.succeeded) throw new Error(`key ${key} changed during registration`);
@@ -232,6 +312,24 @@ export class Registrar {
       if (error instanceof EtcdLeaseInvalidError) this.keeper.invalidate(granted.id, 'etcd no longer knows it');
       throw error;
     }
+  }
+
+  /** Deletes each key still holding a record of ours; the lease stays, so resume() is one put per key. */
+  private async withdrawWhilePaused(): Promise<void> {
+    for (const [index, { key }] of this.records.entries()) {
+      const seen = this.mirrors[index].current.get(key)?.value;
+      if (seen && !this.isOwnValue(key, seen.value)) continue;
+      // Listed or not yet: delete whatever of ours etcd holds; another writer's record is left alone.
+      const held = seen?.value ?? (await this.client.get(key).string());
+      if (held !== null && this.isOwnValue(key, held)) {
+        await this.client.if(key, 'Value', '==', held).then(this.client.delete().key(key)).commit();
+      }
+    }
+    for (const mirror of this.mirrors) mirror.start();
+  }
+
+  private isOwnValue(key: string, value: string): boolean {
+    return this.ownValues.get(key)?.has(value) ?? false;
   }
 
   private describe(): string {
