@@ -219,6 +219,27 @@ describe('etcd resolver + ClientFactory with real gRPC servers', () => {
     expect(counts.sort((a, b) => b - a)).toEqual([100, 0, 0]);
   });
 
+  it('calls servers announced by Kratos records (their grpc:// endpoint) beside our own, weighted by their string weight', async () => {
+    const ns = uniqueNamespace('kratos');
+    await register(ns, g1, 'ours');
+    const kratos = {
+      id: 'kratos-1',
+      name: SERVICE,
+      version: 'v1.0.0',
+      metadata: { weight: '3' },
+      endpoints: [`http://${g4.address}`, `grpc://${g2.address}?isSecure=false`],
+    };
+    await fx.outsider.put(`${ns}/${SERVICE}/kratos-1`).value(JSON.stringify(kratos));
+    const factory = newFactory(ns);
+    const client = await firstValueFrom(factory.getService<GreeterClient>(SERVICE, 'Greeter', clientOptions({ loadBalancing: 'metadata_weighted' })));
+    await warmUp(client, [g1, g2]);
+    for (let i = 0; i < 400; i++) await call(client);
+    expect(g4.arrivals).toHaveLength(0);
+    // Weights 1 (ours, no weight) and 3 (Kratos' "3"): smooth weighted round robin gives exactly 100 and 300.
+    expect(g1.arrivals.length).toBe(100);
+    expect(g2.arrivals.length).toBe(300);
+  });
+
   it('never calls an address that only garbage records name, nor doubles a duplicated one', async () => {
     const ns = uniqueNamespace('garbage-lb');
     const prefix = `${ns}/${SERVICE}/`;

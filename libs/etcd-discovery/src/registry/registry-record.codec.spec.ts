@@ -157,3 +157,35 @@ describe('decodeRecord bounds what it keeps', () => {
     }
   });
 });
+
+describe('Kratos records', () => {
+  const kratos = (fields: Record<string, unknown>): string =>
+    JSON.stringify({ id: 'host-1', name: 'greeter', version: 'v1.2.0', metadata: { zone: 'eu-1', weight: '3' }, ...fields });
+
+  it('takes the grpc:// endpoint, whatever comes before it, with version and a numeric weight in the metadata', () => {
+    const result = accepted(decodeRecord(kratos({ endpoints: ['http://10.0.0.7:8000', 'grpc://10.0.0.7:9000?isSecure=false'] })));
+    expect(result.address).toEqual({ host: '10.0.0.7', port: 9000 });
+    expect(result.metadata).toEqual({ zone: 'eu-1', weight: 3, version: 'v1.2.0' });
+    expect(Object.isFrozen(result.metadata)).toBe(true);
+  });
+
+  it('reads IPv6 endpoints and records without metadata or version', () => {
+    const result = accepted(decodeRecord(JSON.stringify({ id: 'x', name: 'greeter', endpoints: ['grpc://[::1]:9000'] })));
+    expect(result.address).toEqual({ host: '::1', port: 9000 });
+    expect(result.metadata).toEqual({});
+  });
+
+  it.each([
+    ['no grpc endpoint', { endpoints: ['http://10.0.0.7:8000'] }, /no grpc:\/\/ endpoint/],
+    ['an empty endpoint list', { endpoints: [] }, /no grpc:\/\/ endpoint/],
+    ['an endpoint without a port', { endpoints: ['grpc://10.0.0.7'] }, /not host:port/],
+    ['metadata that is not an object', { endpoints: ['grpc://10.0.0.7:9000'], metadata: 'zone=eu' }, /"metadata" is not an object/],
+    ['metadata past the bounds', { endpoints: ['grpc://10.0.0.7:9000'], metadata: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v'])) }, /over 64/],
+  ])('rejects %s', (_label, fields, reason) => {
+    expect(rejected(decodeRecord(kratos(fields)))).toMatch(reason);
+  });
+
+  it('keeps a weight that is not a whole number as the string it is (the weight rule then counts it as 1)', () => {
+    expect(accepted(decodeRecord(kratos({ endpoints: ['grpc://10.0.0.7:9000'], metadata: { weight: 'heavy' } }))).metadata.weight).toBe('heavy');
+  });
+});

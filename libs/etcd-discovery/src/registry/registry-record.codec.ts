@@ -1,6 +1,7 @@
 import { printable } from '../common/printable.js';
 import { formatHostPort, parseHostPort, type HostPort } from '../common/host-port.js';
 import { MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_RECORD_BYTES, metadataShapeProblem } from '../options/metadata-rules.js';
+import { isKratosRecord, readKratosRecord } from './kratos-record.js';
 
 export { MAX_METADATA_ARRAY, MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_METADATA_KEYS, MAX_RECORD_BYTES } from '../options/metadata-rules.js';
 
@@ -18,7 +19,8 @@ export function encodeRecord(address: HostPort, metadata: Readonly<Record<string
 }
 
 /**
- * Reads our JSON records, Go's endpoints JSON, and the plain `host:port` values of older registrars.
+ * Reads our JSON records, Go's endpoints JSON, Kratos' ServiceInstance JSON and the plain `host:port`
+ * values of older registrars.
  * Never throws; a valid result is frozen and safe to stringify, compare and log.
  */
 export function decodeRecord(value: Buffer | string): DecodeResult {
@@ -37,12 +39,21 @@ export function decodeRecord(value: Buffer | string): DecodeResult {
     return reject(`invalid JSON: ${preview(text)}`);
   }
   if (!isPlainObject(parsed)) return reject('JSON is not an object');
+  if (isKratosRecord(parsed)) {
+    const kratos = readKratosRecord(parsed);
+    return typeof kratos === 'string' ? reject(kratos) : bounded(kratos.address, kratos.metadata);
+  }
   if (parsed.Op === GO_NAMING_OP_DELETE) return reject('record marks a deleted endpoint (Op 1)');
   if (typeof parsed.Addr !== 'string') return reject('"Addr" is missing or not a string');
   const address = parseHostPort(parsed.Addr);
   if (!address) return reject(`"Addr" is not host:port: ${preview(parsed.Addr)}`);
   const metadata = parsed.Metadata ?? EMPTY;
   if (!isPlainObject(metadata)) return reject('"Metadata" is not an object');
+  return bounded(address, metadata);
+}
+
+/** Metadata within the bounds every reader relies on, frozen. */
+function bounded(address: HostPort, metadata: Record<string, unknown>): DecodeResult {
   const problem = metadataShapeProblem(metadata);
   if (problem) return reject(`"Metadata" ${problem}`);
   // Measured, not kept: most records are never compared by content (an unchanged record keeps its identity).
