@@ -5,6 +5,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 export const DEFAULT_TTL_SECONDS = 10;
 export const DEFAULT_DRAIN_DELAY_MS = 1_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
+export const DEFAULT_HEALTH_SERVICE = true;
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 10_000;
 /** etcd's lease TTL floor is about 1.5 x election timeout; below 2 s leases expire spuriously. */
 export const MIN_TTL_SECONDS = 2;

@@ -61,6 +61,14 @@ export interface ServerLifecycleOptions {
    * @default 10000
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Serve the standard `grpc.health.v1.Health` service on the gRPC port: `SERVING` for `""` and
+   * each served service while registered in etcd, `NOT_SERVING` before that, while the lease is
+   * lost or paused, and from the instant shutdown starts. Point a readiness probe at it, not a
+   * liveness probe. Skipped (one warning) if the app serves its own `grpc.health.v1.Health`.
+   * @default true
+   */
+  healthService?: boolean;
 }
 
 export interface EtcdDiscoveryModuleOptions {

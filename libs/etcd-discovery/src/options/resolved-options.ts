@@ -16,6 +16,7 @@ export interface ResolvedDiscoveryOptions {
     readonly ttlSeconds: number;
     readonly drainDelayMs: number;
     readonly shutdownTimeoutMs: number;
+    readonly healthService: boolean;
   };
   readonly discoveryTimeoutMs: number;
 }

@@ -20,7 +20,7 @@ describe('validateOptions defaults', () => {
       etcd: { hosts: ['http://127.0.0.1:2379'], tls: undefined, auth: undefined, requestTimeoutMs: 5_000 },
       namespace: '/services',
       registrations: [],
-      server: { ttlSeconds: 10, drainDelayMs: 1_000, shutdownTimeoutMs: 10_000 },
+      server: { ttlSeconds: 10, drainDelayMs: 1_000, shutdownTimeoutMs: 10_000, healthService: true },
       discoveryTimeoutMs: 10_000,
     });
   });
@@ -29,7 +29,7 @@ describe('validateOptions defaults', () => {
     const resolved = validateOptions({
       etcd: { hosts: ['https://etcd-1:2379', 'https://etcd-2:2379'], requestTimeoutMs: 2_000, auth: { username: 'root', password: '' } },
       namespace: '/prod/services',
-      server: { ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000 },
+      server: { ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000, healthService: false },
       discoveryTimeoutMs: 0,
     });
     expect(resolved.etcd).toEqual({
@@ -39,7 +39,7 @@ describe('validateOptions defaults', () => {
       requestTimeoutMs: 2_000,
     });
     expect(resolved.namespace).toBe('/prod/services');
-    expect(resolved.server).toEqual({ ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000 });
+    expect(resolved.server).toEqual({ ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000, healthService: false });
     expect(resolved.discoveryTimeoutMs).toBe(0);
   });
 
@@ -176,6 +176,13 @@ describe('validateOptions numbers', () => {
     expect(error.field).toBe(field);
     expect(error.message).toContain(`"${field}" is invalid (got ${shown})`);
     expect(error.message).toMatch(message);
+  });
+
+  it.each([['"true"', 'true'], ['1', 1], ['null', null]])('rejects server.healthService = %s (a boolean or nothing)', (shown, healthService) => {
+    const error = invalid(() => validateOptions(loose({ server: { healthService } })));
+    expect(error.field).toBe('server.healthService');
+    expect(error.message).toContain(`"server.healthService" is invalid (got ${shown})`);
+    expect(error.message).toMatch(/use true or false/);
   });
 });
 

@@ -5,6 +5,7 @@ import { metadataShapeProblem, WELL_KNOWN_RULES } from './metadata-rules.js';
 import {
   DEFAULT_DISCOVERY_TIMEOUT_MS,
   DEFAULT_DRAIN_DELAY_MS,
+  DEFAULT_HEALTH_SERVICE,
   DEFAULT_HOSTS,
   DEFAULT_NAMESPACE,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -63,6 +64,7 @@ export function validateOptions(options: EtcdDiscoveryModuleOptions | undefined)
       ttlSeconds: number('server.ttlSeconds', server.ttlSeconds, DEFAULT_TTL_SECONDS),
       drainDelayMs: number('server.drainDelayMs', server.drainDelayMs, DEFAULT_DRAIN_DELAY_MS),
       shutdownTimeoutMs: number('server.shutdownTimeoutMs', server.shutdownTimeoutMs, DEFAULT_SHUTDOWN_TIMEOUT_MS),
+      healthService: boolean('server.healthService', server.healthService, DEFAULT_HEALTH_SERVICE),
     },
     discoveryTimeoutMs: number('discoveryTimeoutMs', input.discoveryTimeoutMs, DEFAULT_DISCOVERY_TIMEOUT_MS),
   };
@@ -82,6 +84,12 @@ function number(field: string, value: unknown, fallback: number): number {
   if (!ok || value < rule.min || value > rule.max) {
     fail(field, value, `use a whole number of ${rule.unit} from ${rule.min} to ${rule.max}`);
   }
+  return value;
+}
+
+function boolean(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(field, value, 'use true or false');
   return value;
 }
 

@@ -4,6 +4,7 @@ import { ServerGrpc, type GrpcOptions } from '@nestjs/microservices';
 import { advertisedHost } from './advertised-address.js';
 import type { EtcdRegistration } from './etcd-registration.js';
 import { shutdownGracefully } from './graceful-shutdown.js';
+import { GrpcHealth, HEALTH_SERVICE_NAME } from './grpc-health.js';
 
 type GrpcServerOptions = GrpcOptions['options'];
 
@@ -16,13 +17,15 @@ const MESSAGE_LIMIT_OPTIONS = [
 
 /**
  * Nest's gRPC server, plus: it keeps the port it really bound (Nest throws it away, so port 0
- * could not be announced), registers once its services are added, and on close withdraws the
- * registration, drains, then shuts down gracefully with a deadline.
+ * could not be announced), serves `grpc.health.v1.Health` following the registration, registers
+ * once its services are added, and on close withdraws the registration, drains, then shuts down
+ * gracefully with a deadline.
  */
 export class DiscoverableGrpcServer extends ServerGrpc {
   private readonly log = new Logger('EtcdDiscovery');
   private boundPort?: number;
   private grpcServices: string[] = [];
+  private health?: GrpcHealth;
 
   constructor(
     private readonly grpcOptions: GrpcServerOptions,
@@ -62,6 +65,7 @@ export class DiscoverableGrpcServer extends ServerGrpc {
     await this.bindEvents();
     const port = this.boundPort;
     if (port === undefined) throw new Error('nestjs-etcd-discovery: the gRPC server is not bound');
+    this.health = this.serveHealth(this.grpcClient as grpc.Server);
     this.registration.register({ address: { host: advertisedHost(this.url), port }, grpcServices: this.grpcServices });
     callback?.();
   }
@@ -72,7 +76,28 @@ export class DiscoverableGrpcServer extends ServerGrpc {
     if (!server) return;
     this.grpcClient = null;
     const timeoutMs = this.registration.shutdownTimeoutMs;
-    const outcome = await shutdownGracefully(server, timeoutMs);
+    const shutdown = shutdownGracefully(server, timeoutMs);
+    // Only now: the server takes no new streams, so a retried Watch cannot hold it open (docs/field-notes.md).
+    this.health?.endWatches();
+    const outcome = await shutdown;
     if (outcome === 'forced') this.log.warn(`in-flight calls cancelled after the ${timeoutMs} ms shutdown deadline`);
+  }
+
+  /** Added after Nest's services, so an app serving its own health service keeps it (grpc-js refuses a second one). */
+  private serveHealth(server: grpc.Server): GrpcHealth | undefined {
+    if (!this.registration.serverOptions.healthService) return undefined;
+    if (this.grpcServices.includes(HEALTH_SERVICE_NAME)) {
+      this.log.warn(`the app serves its own ${HEALTH_SERVICE_NAME}; not adding the registration-driven one (server.healthService)`);
+      return undefined;
+    }
+    const health = new GrpcHealth(this.grpcServices);
+    try {
+      health.addTo(server);
+    } catch (error) {
+      this.log.warn(`${HEALTH_SERVICE_NAME} not added (${error instanceof Error ? error.message : String(error)})`);
+      return undefined;
+    }
+    health.follow(this.registration.state$);
+    return health;
   }
 }
