@@ -9,7 +9,7 @@ import { merged, percentileMs, summarize } from './lib/hdr.mjs';
 import { startGreeterServer } from './lib/greeter-server.mjs';
 import { runBenchmark } from './lib/harness.mjs';
 import { goal, printTable, writeResult } from './lib/output.mjs';
-import { DEREGISTER_TIMEOUT_MS, METADATA, createRegistry } from './lib/registry.mjs';
+import { METADATA, loopbackEndpoint, registerInstance } from './lib/registry.mjs';
 import { filter, firstValueFrom } from 'rxjs';
 
 const CALLS = 20_000;
@@ -25,15 +25,13 @@ const PACED_GROUPS = 2;
 await runBenchmark('balancing', async (ctx) => {
   const etcd = await startBenchEtcd();
   ctx.defer(() => etcd.destroy());
-  const registry = createRegistry({ hosts: [etcd.endpoint] });
-  ctx.defer(() => registry.close());
 
   const servers = [await startGreeterServer(), await startGreeterServer(), await startGreeterServer({ delayMs: SLOW_MS })];
   const slow = servers[2];
   ctx.defer(() => Promise.all(servers.map((server) => server.shutdown(1_000))));
   for (const server of servers) {
-    const { registrar } = await registry.register(registry.resolve({ serviceName: 'greeter', metadata: METADATA }), registry.endpoint(server.port));
-    ctx.defer(() => registrar.stop(DEREGISTER_TIMEOUT_MS));
+    const { close } = await registerInstance({ hosts: [etcd.endpoint], registration: { serviceName: 'greeter', metadata: METADATA } }, loopbackEndpoint(server.port));
+    ctx.defer(close);
   }
 
   const { app, factory } = await createDiscoveryContext({ hosts: [etcd.endpoint] });

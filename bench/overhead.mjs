@@ -1,5 +1,5 @@
 // 1. overhead: what discovery costs per call. Three Greeter servers in one separate process (grpc-js
-// servers, each registered in etcd by the library's Registrar); in this client process the same Nest
+// servers, each registered in etcd by the library's EtcdRegistration); in this client process the same Nest
 // ClientGrpc code path for both sides: the discovered client (ClientFactory: target etcd:///greeter, our
 // resolver, round_robin) and a plain Nest ClientGrpcProxy on the static target ipv4:P1,P2,P3 with
 // round_robin. Unary calls at concurrency 64; warm-up, then short rounds in rotating order, with a second,

@@ -1,7 +1,8 @@
 // 2. propagation: how fast a new or removed instance shows up. A client (this process, ClientFactory,
 // round_robin) under steady load on two base instances (own process); in another process the library's
-// Registrar registers a fresh instance (a real grpc-js server), and removes it once it has served, 50 times. Timed in that process on its own
-// clock: registration write -> first call its server receives; removal write -> last call it receives.
+// library's EtcdRegistration registers a fresh instance (a real grpc-js server), and removes it once it has served, 50 times. Timed in
+// that process on its own clock: register() (lease grant + create-only put) -> first call its server receives; withdrawal (lease
+// revoke) -> last call it receives.
 // Interleaved in the same run, in this process (as loaded as the discovery watch): raw etcd put -> event
 // latency seen by a bare etcd3 watcher.
 import { credentials } from '@grpc/grpc-js';
@@ -162,7 +163,7 @@ await runBenchmark('propagation', async (ctx) => {
     goals: [goal('addP99Ms <= rawWatchP99Ms + 10', add.p99, '<=', round(rawWatch.p99 + 10, 3)), goal('no call failed during the churn', loadResult.failed, '==', 0)],
     notes: [
       ...analysis,
-      'add/remove are timed in the registering process: its registrar write vs its own server receiving calls.',
+      'add/remove are timed in the registering process: its EtcdRegistration.register() (lease grant + create-only put, on an open etcd connection) or withdraw() (lease revoke) vs its own server receiving calls.',
       'raw: etcd put from one etcd3 client -> event on a bare etcd3 watcher, in the loaded client process, interleaved with the cycles.',
       `removeMs < 0 (last call before the delete was written) counts as 0; ${cycles.filter((c) => c.removeMs < 0).length} of ${CYCLES}.`,
     ],

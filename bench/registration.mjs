@@ -1,7 +1,7 @@
 // 4. registration: what N registered processes cost etcd. 10 registrant processes, each registering 10
-// instances (one of each of 10 services) with the library's registration code; once with the library's
-// ONE lease per process, once with one lease per instance (as go-zero's publisher and OpenIM register:
-// a lease and a keepalive stream per key). Alternating rounds; etcd's own counters (/metrics) and CPU.
+// instances (one of each of 10 services); once through the library (ONE lease per process), once with one
+// lease per instance written with plain etcd3 (as go-zero's publisher and OpenIM register: a lease, a put
+// and a keepalive stream per key). Alternating rounds; etcd's own counters (/metrics) and CPU.
 import { rotate } from './lib/ab.mjs';
 import { ROOT, median, round, sleep } from './lib/common.mjs';
 import { etcdCounters, startBenchEtcd } from './lib/etcd.mjs';
@@ -112,7 +112,7 @@ await runBenchmark('registration', async (ctx) => {
     ],
     notes: [
       `Keepalives: etcd's grpc_server_msg_received_total{grpc_method="LeaseKeepAlive"} over a window of one TTL (etcd3 renews every TTL/3), after a ${SETTLE_MS} ms settle.`,
-      'recordBytes: key + value of one registration as stored; bytesInPerRegistration: bytes etcd received while registering (grant, own-key list and watch, create-only txn) per registration.',
+      'recordBytes: key + value of one registration as stored; bytesInPerRegistration: bytes etcd received while registering per registration: the library\'s grant, own-key list and watch, create-only txn; the baseline\'s grant and put.',
       `etcdCpuMsPerSec: etcd CPU time from /proc (10 ms ticks) during the window: coarse; with the processes connected and nothing registered it was ${idle.etcdCpuMsPerSec} ms/s.`,
     ],
     details: { loadAvgAtStart: ctx.loadAvgAtStart, windowMs: WINDOW_MS, groups: GROUPS, summary, idle, rounds: rows },

@@ -93,7 +93,7 @@ const sections = {
       chart,
       text: [
         `A client under steady load (${r.details.ratePerSec} calls/s, ClientFactory, round robin) on ${r.details.baseInstances} base instances; ` +
-          `another process registers a fresh instance with the library's Registrar and removes it after it served, ${s.addMs.length} times. ` +
+          `another process registers a fresh instance through the library (EtcdRegistration of an app context with EtcdDiscoveryModule) and removes it after it served, ${s.addMs.length} times. ` +
           'Add and remove are timed in that process (its own write vs its own server receiving calls). In the same run, in the loaded client process: raw put -> event on a bare etcd3 watcher, and the floor for a first call (a fresh channel dialling a fresh server).',
         headlineTable(r, ['addP50Ms', 'addP99Ms', 'removeP50Ms', 'removeP99Ms', 'rawWatchP50Ms', 'rawWatchP99Ms', 'connectFloorP50Ms', 'connectFloorP99Ms', 'failedCalls']),
         'Where the time goes (ms):',
@@ -117,7 +117,7 @@ const sections = {
     return {
       chart,
       text: [
-        `${r.services} services x ${r.instances / r.services} instances registered from ${r.registrantProcesses} processes with the library's Registrar (one lease per process); one fresh client process follows every service through ClientFactory's instance-list Observables (no channels).`,
+        `${r.services} services x ${r.instances / r.services} instances registered from ${r.registrantProcesses} processes through the library (one app context per process, one lease per process); one fresh client process follows every service through ClientFactory's instance-list Observables (no channels).`,
         headlineTable(r, ['instances', 'services', 'coldDiscoverAllMs', 'heapBytesPerInstance', 'leasesGranted', 'registrantProcesses', 'churnLagP99Ms']),
         table(['baseline / detail', 'value'], [
           ['bare etcd3: same 100 prefix reads + watches (ms)', r.details.rawListAllMs],
@@ -157,7 +157,7 @@ const sections = {
     return {
       chart,
       text: [
-        `What ${r.processes} registered processes cost etcd, read from etcd's own /metrics and /proc: the library's one lease per process against one lease per instance (the way go-zero's publisher and OpenIM register). Alternating rounds; medians.`,
+        `What ${r.processes} registered processes cost etcd, read from etcd's own /metrics and /proc: the library's one lease per process against one lease per instance written with plain etcd3 (lease, put, keepalive per instance: the way go-zero's publisher and OpenIM register). Alternating rounds; medians.`,
         table(['measure', 'one lease per process (library)', 'one lease per instance', 'nothing registered'], fields.map((f) => [f, s.shared[f], s.perInstance[f], r.details.idle?.[f] ?? ''])),
       ],
     };

@@ -1,5 +1,5 @@
 // 3. scale: 100 services x 10 instances = 1,000 registrations from 10 registrant processes, each using the
-// library's registration code (Registrar + LeaseKeeper, ONE lease per process: process p registers
+// library (an app context with EtcdDiscoveryModule, ONE lease per process: process p registers
 // instance p of every service). Then one fresh client process discovers all 100 services through
 // ClientFactory's instance-list Observables (no channels), and follows churn of 50 changes/s for 10 s.
 // Baselines in the same run: the same reads/watches with a bare etcd3 client; churn seen by a bare watcher.

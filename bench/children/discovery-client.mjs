@@ -8,12 +8,11 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { Etcd3 } from 'etcd3';
 import { firstValueFrom } from 'rxjs';
-import { LIB_DIST, now, round, sleep, withTimeout } from '../lib/common.mjs';
+import { now, round, sleep, withTimeout } from '../lib/common.mjs';
 import { createDiscoveryContext } from '../lib/client.mjs';
 import { histogramOf, summarize } from '../lib/hdr.mjs';
+import { namingRecord } from '../lib/naming-record.mjs';
 import { serveIpc } from '../lib/processes.mjs';
-
-const { encodeRecord } = await import(`${LIB_DIST}registry/registry-record.codec.js`);
 
 let hosts;
 let namespace;
@@ -55,7 +54,7 @@ async function warmUp() {
   const names = Array.from({ length: WARM_SERVICES }, (_, k) => `warm-${k}`);
   for (const [k, service] of names.entries()) {
     for (let i = 0; i < WARM_INSTANCES; i++) {
-      const value = encodeRecord({ host: '127.0.0.2', port: 40_000 + k * 100 + i }, { version: '1.0.0', zone: 'local', grpcServices: ['greeter.Greeter'], startedAt: new Date().toISOString() });
+      const value = namingRecord({ host: '127.0.0.2', port: 40_000 + k * 100 + i }, { version: '1.0.0', zone: 'local' });
       await lease.put(`${namespace}/${service}/warm-${i}`).value(value);
     }
   }
@@ -189,7 +188,7 @@ const handlers = {
         if (added.length < pool || i % 2 === 0) {
           const service = services[(i * 7) % services.length];
           const key = `${namespace}/${service}/churn-${i}`;
-          const value = encodeRecord({ host: '127.0.0.1', port: 30_000 + i }, { version: '1.0.0', zone: 'local', grpcServices: ['greeter.Greeter'], startedAt: new Date().toISOString() });
+          const value = namingRecord({ host: '127.0.0.1', port: 30_000 + i }, { version: '1.0.0', zone: 'local' });
           change = { type: 'add', service, key };
           added.push(change);
           change.at = now();

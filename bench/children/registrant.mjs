@@ -1,6 +1,7 @@
-// A registering process for the benchmarks, driven over IPC. It uses the library's own registration code
-// (libs/etcd-discovery/dist: validateOptions, createEtcdClient, LeaseKeeper, Registrar) exactly as
-// EtcdRegistration does, without a Nest app around it, so one process can stand for many instances.
+// A registering process for the benchmarks, driven over IPC. It registers through the package's public
+// entry point (bench/lib/registry.mjs: a Nest application context with EtcdDiscoveryModule per registering
+// app), or, for the baseline, with plain etcd3 (bench/lib/lease-per-instance.mjs); one process can stand for
+// many instances.
 //   init { hosts, namespace?, ttlSeconds? }
 //   serve { count, delayMs?, serviceName? }          real grpc-js Greeter servers, each registered (own lease)
 //   cycle { serviceName?, dwellMs?, trailMs? }       one more server: register, first call, deregister, last call
@@ -9,20 +10,25 @@
 //   probeServer {} / probeDone { address }           an unregistered server, for a direct-dial baseline
 import { now, sleep, waitUntil } from '../lib/common.mjs';
 import { startGreeterServer } from '../lib/greeter-server.mjs';
+import { leasePerInstanceRegistry } from '../lib/lease-per-instance.mjs';
 import { serveIpc } from '../lib/processes.mjs';
-import { DEREGISTER_TIMEOUT_MS, METADATA, createRegistry } from '../lib/registry.mjs';
+import { METADATA, loopbackEndpoint, openRegistration, registerInstance } from '../lib/registry.mjs';
 
-let registry;
-/** Registered with a server: { server, keeper, registrar }. */
+/** init's settings, for every registration this process opens. */
+let settings;
+/** Registered with a server: { server, close }. */
 const served = [];
 /** probeServer's servers by address. */
 const probes = new Map();
-/** registerMany's registrations: { keeper, registrar }. */
-let many = [];
+/** registerMany's current round: { mode, leases, instances, registered(), withdraw(), close() }. */
+let many;
+/** The plain-etcd3 baseline's client, made at init so both modes register on a connected process. */
+let baseline;
 
 const handlers = {
   async init({ hosts, namespace = '/services', ttlSeconds = 10 }) {
-    registry = createRegistry({ hosts, namespace, ttlSeconds });
+    settings = { hosts, namespace, ttlSeconds };
+    baseline = leasePerInstanceRegistry(settings);
     return { pid: process.pid };
   },
 
@@ -30,27 +36,29 @@ const handlers = {
     const addresses = [];
     for (let i = 0; i < count; i++) {
       const server = await startGreeterServer({ delayMs });
-      const registration = await registry.register(registry.resolve({ serviceName, metadata: METADATA }), registry.endpoint(server.port));
-      served.push({ server, ...registration });
+      const { close } = await registerInstance({ ...settings, registration: { serviceName, metadata: METADATA } }, loopbackEndpoint(server.port));
+      served.push({ server, close });
       addresses.push(server.address);
     }
     return { addresses };
   },
 
   /**
-   * One instance's life, timed in this process (the server's own receive times, the registrar's own write
-   * times): start a server, grant its lease, register (t0 = just before the create-only put), wait for its
-   * first call; after `dwellMs`, deregister (t1 = just before the delete) and keep serving for `trailMs` to
-   * see the last call it gets; then shut it down.
+   * One instance's life, timed in this process (the server's own receive times, the registration's own
+   * times): start a server and its app context (etcd connection opened), register (t0 = register(): lease
+   * grant, then create-only put), wait for its first call; after `dwellMs`, deregister (t1 = just before the
+   * withdrawal: lease revoked) and keep serving for `trailMs` to see the last call it gets; then shut it down.
    */
   async cycle({ serviceName = 'greeter', dwellMs = 100, trailMs = 250, firstCallTimeoutMs = 5_000 }) {
     const server = await startGreeterServer();
-    const { registrar, startedAt, ackedAt } = await registry.register(registry.resolve({ serviceName, metadata: METADATA }), registry.endpoint(server.port));
+    const instance = await openRegistration({ ...settings, registration: { serviceName, metadata: METADATA } });
     try {
+      await instance.warmConnection();
+      const { startedAt, ackedAt } = await instance.register(loopbackEndpoint(server.port));
       await waitUntil(() => server.state.firstCallAt !== undefined, firstCallTimeoutMs, `a first call to ${server.address}`, 1);
       await sleep(dwellMs);
       const removeAt = now();
-      await registrar.stop(DEREGISTER_TIMEOUT_MS);
+      await instance.registration.withdraw();
       const removedAt = now();
       await sleep(trailMs);
       return {
@@ -63,7 +71,7 @@ const handlers = {
         at: { register: startedAt, registered: ackedAt, firstCall: server.state.firstCallAt, remove: removeAt, removed: removedAt, lastCall: server.state.lastCallAt },
       };
     } finally {
-      await registrar.stop(DEREGISTER_TIMEOUT_MS);
+      await instance.close();
       await server.shutdown(1_000);
     }
   },
@@ -83,24 +91,30 @@ const handlers = {
   },
 
   async registerMany({ mode, services, portBase }) {
-    if (many.length > 0) throw new Error('registerMany: deregisterAll first');
-    const startedAt = now();
+    if (many) throw new Error('registerMany: deregisterAll first');
     const records = services.map((serviceName, k) => ({ serviceName, host: '127.0.0.1', port: portBase + k, metadata: METADATA }));
-    const endpoint = registry.endpoint(portBase);
+    let startedAt;
     if (mode === 'shared') {
-      // The library's way: one lease (one keeper) for every registration of the process.
-      many = [await registry.register(registry.resolve(records), endpoint, { pregrant: false })];
+      // The library's way: one serving app registering every record under its one lease.
+      const app = await openRegistration({ ...settings, registration: records });
+      many = { mode, close: app.close, withdraw: () => app.registration.withdraw(), registered: () => app.registration.isRegistered,
+        leases: () => app.registration.leasesGranted, instances: () => app.registration.instances };
+      ({ startedAt } = await app.register(loopbackEndpoint(portBase)));
     } else if (mode === 'per-instance') {
-      // The Go anchors' way: every registered instance has its own lease and keepalive.
-      many = await Promise.all(records.map((record) => registry.register(registry.resolve(record), endpoint, { pregrant: false })));
+      // The baseline: what plain etcd3 code does, a lease and a keepalive per registered instance.
+      startedAt = now();
+      const registered = await baseline.registerEach(records);
+      many = { mode, close: async () => undefined, withdraw: () => baseline.deregister(registered), registered: () => true,
+        leases: () => registered.length, instances: () => registered.map(({ instance }) => instance) };
     } else {
       throw new Error(`unknown mode ${mode}`);
     }
-    const instances = many.flatMap(({ registrar }) => registrar.instances);
+    const ms = now() - startedAt;
+    const instances = many.instances();
     return {
-      ms: now() - startedAt,
+      ms,
       registrations: instances.length,
-      leasesGranted: many.reduce((sum, { keeper }) => sum + keeper.grantCount, 0),
+      leasesGranted: many.leases(),
       keyBytes: instances.reduce((sum, record) => sum + Buffer.byteLength(record.key), 0),
       valueBytes: instances.reduce((sum, record) => sum + Buffer.byteLength(record.value), 0),
       sample: instances[0],
@@ -109,25 +123,27 @@ const handlers = {
 
   async stats() {
     return {
-      leasesGranted: many.reduce((sum, { keeper }) => sum + keeper.grantCount, 0),
-      registrations: many.reduce((sum, { registrar }) => sum + registrar.instances.length, 0),
-      registered: many.every(({ registrar }) => registrar.isRegistered),
+      leasesGranted: many?.leases() ?? 0,
+      registrations: many?.instances().length ?? 0,
+      registered: many?.registered() ?? false,
       heapUsed: process.memoryUsage().heapUsed,
     };
   },
 
   async deregisterAll() {
     const startedAt = now();
-    await Promise.all(many.map(({ registrar }) => registrar.stop(DEREGISTER_TIMEOUT_MS)));
-    many = [];
-    return { ms: now() - startedAt };
+    await many?.withdraw();
+    const ms = now() - startedAt;
+    await many?.close();
+    many = undefined;
+    return { ms };
   },
 };
 
 async function cleanup() {
-  await Promise.all([...many, ...served].map(({ registrar }) => registrar.stop(DEREGISTER_TIMEOUT_MS)));
+  await Promise.all([many?.withdraw(), many?.close(), ...served.map(({ close }) => close())]);
   await Promise.all(served.map(({ server }) => server.shutdown(500)));
-  registry?.close();
+  baseline?.close();
 }
 
 const ipc = serveIpc(handlers, cleanup);

@@ -5,9 +5,6 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const RESULTS_DIR = `${ROOT}bench/results`;
 export const GREETER_PROTO = `${ROOT}apps/greeter/proto/greeter.proto`;
-export const GREETER_MAIN = `${ROOT}apps/greeter/dist/main.js`;
-/** The built library's internals (Registrar, LeaseKeeper, ...): not part of its public exports. */
-export const LIB_DIST = `${ROOT}libs/etcd-discovery/dist/`;
 
 /** Milliseconds on the machine-wide monotonic clock (comparable across processes on one host). */
 export const now = () => Number(process.hrtime.bigint()) / 1e6;
@@ -44,15 +41,4 @@ export async function waitUntil(check, timeoutMs, what, intervalMs = 20) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(intervalMs);
   }
-}
-
-/** A logger for library internals that want Nest's Logger shape: quiet, warnings to stderr. */
-export function quietLogger(prefix) {
-  return {
-    log() {},
-    debug() {},
-    verbose() {},
-    warn(message) { process.stderr.write(`[${prefix}] warn: ${message}\n`); },
-    error(message) { process.stderr.write(`[${prefix}] error: ${message}\n`); },
-  };
 }

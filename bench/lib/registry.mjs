@@ -1,42 +1,57 @@
-// The library's registration code (libs/etcd-discovery/dist internals) without a Nest app around it:
-// what EtcdRegistration.register() does (a LeaseKeeper and a Registrar), so one process can stand for many
-// instances. Options go through the library's own validateOptions, the client through createEtcdClient.
-import { LIB_DIST, now, quietLogger } from './common.mjs';
+// Registering as a serving app does, through the package's public entry point: a Nest application context
+// with EtcdDiscoveryModule and `registration`, whose EtcdRegistration is given the bound endpoint (what the
+// gRPC server of withEtcdDiscovery() does once it listens). The servers are plain grpc-js servers
+// (greeter-server.mjs), so one process can stand for many instances: one context per instance, each with
+// its own etcd client and lease, or one context registering many records under its one lease.
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { ClientFactory, EtcdDiscoveryModule, EtcdRegistration } from 'nestjs-etcd-discovery';
+import { firstValueFrom } from 'rxjs';
+import { now } from './common.mjs';
 
-const { validateOptions } = await import(`${LIB_DIST}options/validate-options.js`);
-const { createEtcdClient } = await import(`${LIB_DIST}registry/etcd-client.factory.js`);
-const { LeaseKeeper } = await import(`${LIB_DIST}registry/lease-keeper.js`);
-const { Registrar } = await import(`${LIB_DIST}registry/registrar.js`);
-const { newInstanceId } = await import(`${LIB_DIST}registry/registry-keys.js`);
-
-export const DEREGISTER_TIMEOUT_MS = 3_000;
 export const METADATA = { version: '1.0.0', zone: 'local' };
 export const GRPC_SERVICES = ['greeter.Greeter'];
 
-export function createRegistry({ hosts, namespace = '/services', ttlSeconds = 10 }) {
-  const base = { etcd: { hosts }, namespace, server: { ttlSeconds } };
-  const resolved = validateOptions(base);
-  const client = createEtcdClient(resolved.etcd);
-  const logger = quietLogger(`registry ${process.pid}`);
+/** An instance's endpoint on loopback, as the gRPC server reports it once bound. */
+export const loopbackEndpoint = (port) => ({ address: { host: '127.0.0.1', port }, grpcServices: GRPC_SERVICES });
+
+/**
+ * A registering app context, not yet registered. `registration` is the module option (one
+ * RegistrationOptions or an array). No drain delay: the benchmarks time the removal itself.
+ */
+export async function openRegistration({ hosts, namespace = '/services', ttlSeconds = 10, registration }) {
+  const app = await NestFactory.createApplicationContext(
+    EtcdDiscoveryModule.forRoot({ etcd: { hosts }, namespace, server: { ttlSeconds, drainDelayMs: 0 }, registration }),
+    { logger: ['error', 'warn'] },
+  );
+  const etcdRegistration = app.get(EtcdRegistration);
+  let closing;
   return {
-    client,
-    /** RegistrationOptions (one or many) -> the library's resolved registrations. */
-    resolve: (registration) => validateOptions({ ...base, registration }).registrations,
+    registration: etcdRegistration,
     /**
-     * Registers under a new lease; `pregrant` grants it first, so `startedAt` is just before the create-only put.
-     * Resolves once every record is in etcd.
+     * Opens this context's etcd connection with a read (an instance list of a service nobody registers), so a
+     * timed register() that follows is not also timing the connection setup.
      */
-    async register(registrations, endpoint, { pregrant = true, instanceId = newInstanceId() } = {}) {
-      const keeper = new LeaseKeeper(client, resolved.server.ttlSeconds, logger);
-      if (pregrant) await keeper.acquire();
-      const registrar = new Registrar(client, keeper, resolved.namespace, instanceId, logger);
+    warmConnection: () => firstValueFrom(app.get(ClientFactory).instances('bench-warm-up')),
+    /** Registers at `startedAt`; resolves once every record is in etcd (lease granted, create-only put done). */
+    async register(endpoint) {
       const startedAt = now();
-      registrar.start(registrations, endpoint);
-      await registrar.whenRegistered();
-      return { keeper, registrar, startedAt, ackedAt: now() };
+      etcdRegistration.register(endpoint);
+      await etcdRegistration.whenRegistered();
+      return { startedAt, ackedAt: now() };
     },
-    /** An instance's ServingEndpoint on loopback. */
-    endpoint: (port) => ({ address: { host: '127.0.0.1', port }, grpcServices: GRPC_SERVICES }),
-    close: () => client.close(),
+    /** Withdraws (keys removed, lease revoked) and closes the context; safe to call again. */
+    close: () => (closing ??= app.close()),
   };
+}
+
+/** One instance registered under its own lease: open, register, resolve once in etcd. */
+export async function registerInstance(options, endpoint) {
+  const opened = await openRegistration(options);
+  try {
+    return { ...opened, ...(await opened.register(endpoint)) };
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
 }
