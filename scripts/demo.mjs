@@ -58,8 +58,9 @@ async function main() {
   );
 
   const gatewayPort = await freePort();
-  log(`starting the gateway (HTTP on 127.0.0.1:${gatewayPort}), which finds greeter through etcd`);
-  startApp('gateway', 'apps/gateway/dist/main.js', { PORT: String(gatewayPort) });
+  const metricsPort = await freePort();
+  log(`starting the gateway (HTTP on 127.0.0.1:${gatewayPort}, Prometheus metrics on :${metricsPort}), which finds greeter through etcd`);
+  startApp('gateway', 'apps/gateway/dist/main.js', { PORT: String(gatewayPort), METRICS_PORT: String(metricsPort) });
   const base = `http://127.0.0.1:${gatewayPort}`;
   const get = async (path) => {
     const response = await fetch(base + path);
@@ -70,6 +71,13 @@ async function main() {
     return Array.isArray(list) && list.length === 3 ? list : undefined;
   });
   console.table(instances.map((instance) => ({ id: instance.id, address: instance.address, zone: instance.metadata.zone, weight: instance.metadata.weight })));
+
+  log('the registry as etcd holds it: the package\'s CLI, `nestjs-etcd-discovery ls` (age from startedAt, ttl = lease time left)');
+  const ls = spawn(process.execPath, ['libs/etcd-discovery/dist/cli/main.js', 'ls', '--endpoints', etcd.endpoint], { stdio: ['ignore', 'inherit', 'inherit'] });
+  children.add(ls);
+  const [lsExit] = await once(ls, 'exit');
+  children.delete(ls);
+  if (lsExit !== 0) throw new Error(`nestjs-etcd-discovery ls exited with ${lsExit}`);
 
   log('one call, and one server-streaming call');
   console.log(' ', await get('/hello?name=demo'));
@@ -105,6 +113,9 @@ async function main() {
   startApp('greeter-4', 'apps/greeter/dist/main.js', { GREETER_ZONE: 'zone-d' });
   await waitFor('2 live greeters', async () => ((await get('/instances')).length === 2 ? true : undefined));
   printBurst(await get('/burst?n=300&concurrency=16'));
+  log(`the gateway's discovery metrics, as Prometheus scrapes them from http://127.0.0.1:${metricsPort}/metrics`);
+  const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  for (const line of scraped.split('\n').filter((text) => text.startsWith('etcd_discovery_'))) console.log(`  ${line.replace(/,?otel_scope_\w+="[^"]*"/g, '')}`);
   log('demo finished');
 }
 

@@ -1,7 +1,7 @@
 // The gateway demo app (HTTP -> ClientFactory -> greeter) against three greeter processes.
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/local-etcd.mjs';
-import { getJson, startGateway, startGreeters, uniqueNamespace, useProcesses } from '../support/processes.js';
+import { GATEWAY_MAIN, getJson, startGateway, startGreeters, uniqueNamespace, useProcesses } from '../support/processes.js';
 import { useEtcd } from '../support/use-etcd.js';
 import { formatShares, sharesOf } from './load-analysis.js';
 
@@ -36,5 +36,25 @@ describe('gateway app (etcd, TTL 2 s)', () => {
     expect(burst.failed).toBe(0);
     expect(Object.keys(burst.byInstance).sort()).toEqual(addresses);
     for (const address of addresses) expect(shares[address], `share of ${address}`).toBeGreaterThanOrEqual(0.2);
+  });
+
+  it('with METRICS_PORT, serves the discovery metrics to Prometheus: live instances of greeter = 2', async () => {
+    const namespace = uniqueNamespace('gateway-metrics');
+    await startGreeters(processes, 2, { etcd: fx.etcd.endpoint, namespace });
+    const metricsPort = await freePort();
+    const gateway = processes.spawnNode('gateway', GATEWAY_MAIN, {
+      ETCD_HOSTS: fx.etcd.endpoint,
+      DISCOVERY_NAMESPACE: namespace,
+      PORT: String(await freePort()),
+      METRICS_PORT: String(metricsPort),
+    });
+    const url = (await gateway.waitForOutput(/gateway listening on (http:\/\/\S+)/, 20_000))[1].replace('[::1]', '127.0.0.1').replace(/\/$/, '');
+    // The gateway follows greeter from its first use.
+    expect(await getJson<unknown[]>(`${url}/instances`)).toHaveLength(2);
+
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const lines = scraped.split('\n').filter((line) => line.startsWith('etcd_discovery_instance_count'));
+    console.log(`[gateway] /metrics: ${lines.join('; ')}`);
+    expect(lines).toEqual([expect.stringMatching(/^etcd_discovery_instance_count\{etcd_discovery_service="greeter",.*\} 2$/)]);
   });
 });

@@ -2,9 +2,13 @@
 // and uses it by name, at run time (ESM import) and at type-check time (tsc, module nodenext).
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installPacked, packLibrary, run, tscDiagnostics, type PackedManifest } from './packed-package.js';
+import { access, constants, realpath } from 'node:fs/promises';
+import { uniqueNamespace } from '../support/processes.js';
+import { useEtcd } from '../support/use-etcd.js';
+import { cliEnv, grantLease, namingRecord, putKey, runToEnd } from './registry-cli.js';
 
 describe('npm package nestjs-etcd-discovery', () => {
   let work: string;
@@ -41,6 +45,17 @@ describe('npm package nestjs-etcd-discovery', () => {
     // Every file the manifest points at is in the tarball.
     const targets = [manifest.main, manifest.types, ...Object.values(typeof root === 'object' ? root : {})].filter((target): target is string => !!target);
     for (const target of targets) expect(entries, target).toContain(`package/${target.replace(/^\.\//, '')}`);
+  });
+
+  it('every relative link in the packed README points to a file in the tarball', async () => {
+    const readme = await readFile(join(work, 'unpacked/package/README.md'), 'utf8');
+    const prose = readme.replace(/```[\s\S]*?```/g, '').replace(/`[^`\n]*`/g, '');
+    // Inline links and images `[text](target "title")`, and reference definitions `[label]: target`.
+    const targets = [...prose.matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)|^\s*\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)/gm)].map((m) => m[1] ?? m[2]);
+    expect(targets.length, 'links found in the README').toBeGreaterThan(0);
+    const files = targets.filter((target) => !/^([a-z][a-z0-9+.-]*:|#)/i.test(target)).map((target) => target.replace(/[#?].*$/, ''));
+    // A path outside the package (../../docs) works in the repository but is dead on npm.
+    for (const file of files) expect(entries, `README link ${file}`).toContain(`package/${posix.normalize(decodeURI(file)).replace(/^\.\//, '')}`);
   });
 
   it('installs into a consumer project, imports by name (ESM) and type-checks with tsc (nodenext)', async () => {
@@ -142,4 +157,46 @@ export const wrongPolicy: DiscoveredClientOptions = { package: 'greeter', protoP
     );
     expect(await tscDiagnostics(consumer, 30_000), 'tsc --noEmit on the consumer').toBe('');
   }, 60_000);
+
+  describe('its bin, the registry CLI', () => {
+    const fx = useEtcd();
+
+    it('installed into an app, `npx nestjs-etcd-discovery ls --json` lists what etcdctl wrote and `check` exits 1 on garbage', async () => {
+      expect(manifest.bin).toEqual({ 'nestjs-etcd-discovery': 'dist/cli/main.js' });
+      expect(entries).toContain('package/dist/cli/main.js');
+      const app = join(work, 'cli-app');
+      const modules = join(app, 'node_modules');
+      await installPacked(tarball, modules);
+      await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'cli-app', private: true, type: 'module' }));
+      const bin = join(modules, '.bin', 'nestjs-etcd-discovery');
+      expect(await realpath(bin)).toBe(join(modules, 'nestjs-etcd-discovery/dist/cli/main.js'));
+      await access(bin, constants.X_OK);
+      expect((await readFile(bin, 'utf8')).split('\n')[0]).toBe('#!/usr/bin/env node');
+
+      const namespace = uniqueNamespace('pkg-cli');
+      const endpoint = fx.etcd.endpoint;
+      const lease = await grantLease(endpoint, 30);
+      await putKey(endpoint, `${namespace}/greeter/go-1`, namingRecord('127.0.0.1:50051', { zone: 'eu-1' }), lease);
+      // Without npm's variables (set when the suite runs under `npm test`): npx sees the app, not the workspace's
+      // config. --offline: the bin comes from the app's node_modules or the command fails, never from the registry.
+      const env = Object.fromEntries(Object.entries(cliEnv()).filter(([name]) => !name.toLowerCase().startsWith('npm_')));
+      const npx = (...args: string[]) =>
+        runToEnd('npx', ['--no', '--offline', 'nestjs-etcd-discovery', ...args, '--endpoints', endpoint, '--namespace', namespace], {
+          cwd: app,
+          env: { ...env, npm_config_update_notifier: 'false' },
+          timeoutMs: 30_000,
+        });
+
+      const ls = await npx('ls', '--json');
+      expect(ls.code, ls.stderr).toBe(0);
+      expect((JSON.parse(ls.stdout) as { instances: unknown[] }).instances).toEqual([
+        expect.objectContaining({ service: 'greeter', id: 'go-1', address: '127.0.0.1:50051', zone: 'eu-1', lease }),
+      ]);
+      await putKey(endpoint, `${namespace}/greeter/junk`, 'not a record', lease);
+      const check = await npx('check');
+      console.log(`[package] npx nestjs-etcd-discovery check: exit ${check.code}\n${check.stdout}`);
+      expect(check.code, check.stderr).toBe(1);
+      expect(check.stdout).toMatch(new RegExp(`garbage +│ ${namespace}/greeter/junk +│ not JSON and not host:port`));
+    }, 60_000);
+  });
 });

@@ -25,4 +25,13 @@ export {
   type RetryOptions,
 } from './client/index.js';
 export type { ServiceInstance } from './discovery/index.js';
+export {
+  EtcdDiscoveryHealthIndicator,
+  type EtcdDiscoveryHealthDetails,
+  type EtcdDiscoveryHealthResult,
+  type EtcdDiscoveryHealthThresholds,
+  type EtcdReachabilityHealth,
+  type FollowedServiceHealth,
+  type RegistrationHealth,
+} from './health/index.js';
 export type { RegisteredInstance } from './registry/index.js';

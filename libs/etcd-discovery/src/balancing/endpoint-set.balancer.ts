@@ -1,4 +1,6 @@
 import { connectivityState as ConnectivityState, experimental, type ChannelOptions } from '@grpc/grpc-js';
+import { telemetry } from '../telemetry/index.js';
+import { describeRoute, endpointsOfRoute, REQUEST_ROUTES_OPTION, RoutingPicker, type RequestRoute } from './request-routes.js';
 
 /** A connected endpoint as a picker sees it. */
 export interface ReadyEndpoint {
@@ -6,6 +8,8 @@ export interface ReadyEndpoint {
   readonly key: string;
   readonly endpoint: experimental.Endpoint;
   readonly picker: experimental.Picker;
+  /** Where a policy reports that it picked this endpoint. */
+  readonly metrics: telemetry.EndpointMetrics;
 }
 
 /**
@@ -20,6 +24,7 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
   private lastError: string | null = null;
   private emptyMessage = 'No addresses resolved';
   private updatesPaused = false;
+  private routes: readonly RequestRoute[] = [];
   private readonly childHelper: experimental.ChannelControlHelper;
 
   constructor(protected readonly helper: experimental.ChannelControlHelper) {
@@ -50,6 +55,7 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
     resolutionNote: string,
   ): boolean {
     if (!this.acceptConfig(config)) return false;
+    this.routes = (options[REQUEST_ROUTES_OPTION] as readonly RequestRoute[] | undefined) ?? [];
     if (!endpoints.ok) {
       if (this.children.size === 0) {
         this.updateState(ConnectivityState.TRANSIENT_FAILURE, new experimental.UnavailablePicker(endpoints.error), endpoints.error.details);
@@ -103,12 +109,12 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
     let failing = false;
     for (const [key, child] of this.children) {
       const state = child.getConnectivityState();
-      if (state === ConnectivityState.READY) ready.push({ key, endpoint: child.getEndpoint(), picker: child.getPicker() });
+      if (state === ConnectivityState.READY) ready.push({ key, endpoint: child.getEndpoint(), picker: child.getPicker(), metrics: telemetry.EndpointMetrics.of(child.getEndpoint()) });
       else if (state === ConnectivityState.CONNECTING) connecting = true;
       else if (state === ConnectivityState.TRANSIENT_FAILURE) failing = true;
     }
     if (ready.length > 0) {
-      this.updateState(ConnectivityState.READY, this.createPicker(ready), null);
+      this.updateState(ConnectivityState.READY, this.routedPicker(ready), null);
     } else if (connecting) {
       this.updateState(ConnectivityState.CONNECTING, new experimental.QueuePicker(this), null);
     } else if (failing) {
@@ -121,6 +127,21 @@ export abstract class EndpointSetBalancer implements experimental.LoadBalancer {
     for (const child of this.children.values()) {
       if (child.getConnectivityState() === ConnectivityState.IDLE) child.exitIdle();
     }
+  }
+
+  /** The policy's picker over every ready endpoint, and one per request route over the endpoints it selects. */
+  private routedPicker(ready: readonly ReadyEndpoint[]): experimental.Picker {
+    const all = this.createPicker(ready);
+    if (this.routes.length === 0) return all;
+    const targets = this.routes.map((route, index) => {
+      const selected = endpointsOfRoute(ready, route);
+      if (selected.length > 0) return this.createPicker(selected);
+      // Matching endpoints still connecting: wait for them rather than fall back.
+      const connecting = [...this.children.values()].filter((child) => child.getConnectivityState() !== ConnectivityState.TRANSIENT_FAILURE);
+      if (endpointsOfRoute(connecting.map((child) => ({ endpoint: child.getEndpoint() })), route).length > 0) return new experimental.QueuePicker(this);
+      return route.fallback === 'all' ? all : new experimental.UnavailablePicker({ details: `no live instance matches ${describeRoute(route, index)}` });
+    });
+    return new RoutingPicker(this.routes, targets, all);
   }
 
   private updateState(state: ConnectivityState, picker: experimental.Picker, errorMessage: string | null): void {

@@ -7,6 +7,8 @@ import type { InstanceSource } from '../discovery/instance-source.js';
 import type { DiscoveryState } from '../discovery/discovery-state.js';
 import type { ServiceInstance } from '../discovery/service-instance.js';
 import { routeInstances, type InstanceSelector } from './instance-routing.js';
+import { instancesOfRoute, REQUEST_ROUTES_OPTION, type RequestRoute } from './request-routes.js';
+import { subsetOf } from './subset.js';
 
 const TRACER_NAME = 'etcd_resolver';
 export const ETCD_SCHEME = 'etcd';
@@ -18,6 +20,14 @@ export const ETCD_SCHEME = 'etcd';
 export const INSTANCE_SOURCE_OPTION = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.nestjs_etcd_discovery.source`;
 /** Channel option carrying the client's instance selector (routing before balancing). */
 export const INSTANCE_SELECTOR_OPTION = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.nestjs_etcd_discovery.selector`;
+/** Channel option carrying the client's subsetting (`{ size, clientKey }`), if any. */
+export const INSTANCE_SUBSET_OPTION = `${experimental.SUBCHANNEL_ARGS_EXCLUDE_KEY_PREFIX}.nestjs_etcd_discovery.subset`;
+
+export interface SubsetSetting {
+  readonly size: number;
+  readonly clientKey: string;
+}
+
 const logger = new Logger('EtcdDiscovery');
 
 function trace(text: string): void {
@@ -27,6 +37,7 @@ function trace(text: string): void {
 /** An instance as a grpc-js endpoint; our extra fields reach custom balancers unchanged. */
 export interface DiscoveredEndpoint extends experimental.Endpoint {
   readonly instance: ServiceInstance;
+  readonly serviceName: string;
 }
 
 /**
@@ -38,6 +49,8 @@ class EtcdResolver implements experimental.Resolver {
   private readonly serviceName: string;
   private readonly source?: InstanceSource;
   private readonly selector: InstanceSelector;
+  private readonly subset?: SubsetSetting;
+  private readonly routes: readonly RequestRoute[];
   private subscription?: Subscription;
   private zoneFallback = false;
 
@@ -49,6 +62,8 @@ class EtcdResolver implements experimental.Resolver {
     this.serviceName = target.path.replace(/^\/+/, '');
     this.source = channelOptions[INSTANCE_SOURCE_OPTION] as InstanceSource | undefined;
     this.selector = (channelOptions[INSTANCE_SELECTOR_OPTION] as InstanceSelector | undefined) ?? {};
+    this.subset = channelOptions[INSTANCE_SUBSET_OPTION] as SubsetSetting | undefined;
+    this.routes = (channelOptions[REQUEST_ROUTES_OPTION] as readonly RequestRoute[] | undefined) ?? [];
     trace(`created for ${this.serviceName}`);
   }
 
@@ -93,11 +108,12 @@ class EtcdResolver implements experimental.Resolver {
   private report(all: readonly ServiceInstance[], prefix: string): void {
     const routed = routeInstances(this.serviceName, all, this.selector);
     this.noteZoneFallback(routed.zoneFallback);
-    const instances = routed.instances;
+    const instances = this.subset ? this.subsetOf(routed.instances, this.subset) : routed.instances;
     trace(`${this.serviceName}: ${instances.map((instance) => instance.address).join(',') || 'none'}`);
     const endpoints: DiscoveredEndpoint[] = instances.map((instance) => ({
       addresses: [{ host: instance.host, port: instance.port }],
       instance,
+      serviceName: this.serviceName,
     }));
     if (endpoints.length > 0) {
       this.listener(experimental.statusOrFromValue(endpoints), {}, null, '');
@@ -110,6 +126,18 @@ class EtcdResolver implements experimental.Resolver {
     setImmediate(() => {
       if (this.subscription) this.reportError(note);
     });
+  }
+
+  /**
+   * The client's subset, and one per request route (a route's instances may lie outside the subset of
+   * the whole list): at most `size` x (routes + 1) connections.
+   */
+  private subsetOf(instances: readonly ServiceInstance[], { size, clientKey }: SubsetSetting): readonly ServiceInstance[] {
+    const chosen = new Set(subsetOf(instances, size, clientKey));
+    for (const route of this.routes) {
+      for (const instance of subsetOf(instancesOfRoute(instances, route), size, clientKey)) chosen.add(instance);
+    }
+    return chosen.size === instances.length ? instances : instances.filter((instance) => chosen.has(instance));
   }
 
   private noteZoneFallback(fallback: boolean): void {

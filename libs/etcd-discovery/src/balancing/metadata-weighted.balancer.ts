@@ -28,7 +28,9 @@ class WeightedPicker implements experimental.Picker {
 
   pick(args: experimental.PickArgs): experimental.PickResult {
     const chosen = pickSmoothWeighted(this.peers, this.state) as (typeof this.peers)[number];
-    return chosen.picker.pick(args);
+    const result = chosen.picker.pick(args);
+    if (result.pickResultType === experimental.PickResultType.COMPLETE) chosen.metrics.picked();
+    return result;
   }
 }
 

@@ -56,7 +56,8 @@ class P2cPicker implements experimental.Picker {
     const chosen = pickP2c(this.candidates, performance.now());
     const result = chosen.picker.pick(args);
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result;
-    const { stats } = chosen;
+    const { stats, metrics } = chosen;
+    metrics.picked();
     const startedAt = performance.now();
     const { onCallStarted, onCallEnded } = result;
     return {
@@ -66,7 +67,10 @@ class P2cPicker implements experimental.Picker {
         onCallStarted?.();
       },
       onCallEnded: (code: Status, details, metadata) => {
-        stats.onEnded(code, startedAt, performance.now());
+        const now = performance.now();
+        const wasEjected = stats.isEjected(now);
+        stats.onEnded(code, startedAt, now);
+        if (!wasEjected && stats.isEjected(now)) metrics.ejected();
         onCallEnded?.(code, details, metadata);
       },
     };

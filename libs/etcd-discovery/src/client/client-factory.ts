@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { ClientGrpcProxy, type ClientGrpc } from '@nestjs/microservices';
 import { defer, first, map, throwError, timeout, type Observable } from 'rxjs';
-import { ETCD_SCHEME, INSTANCE_SELECTOR_OPTION, INSTANCE_SOURCE_OPTION } from '../balancing/etcd.resolver.js';
-import { setupBalancing } from '../balancing/index.js';
+import { randomUUID } from 'node:crypto';
+import { ETCD_SCHEME, INSTANCE_SELECTOR_OPTION, INSTANCE_SOURCE_OPTION, INSTANCE_SUBSET_OPTION } from '../balancing/etcd.resolver.js';
+import { REQUEST_ROUTES_OPTION, setupBalancing } from '../balancing/index.js';
 import type { InstanceSource } from '../discovery/instance-source.js';
 import { validateClientOptions } from './validate-client-options.js';
 import { validateServiceName } from '../options/validate-options.js';
@@ -10,6 +11,7 @@ import type { ServiceInstance } from '../discovery/service-instance.js';
 import type { DiscoveredClientOptions } from './discovered-client-options.interface.js';
 import { NoLiveInstanceError } from './no-live-instance.error.js';
 import { optionsFingerprint } from './options-fingerprint.js';
+import { withCallCounting } from '../telemetry/index.js';
 
 /** Distinct clients of one service beyond which options are likely built per request. */
 const CLIENTS_PER_SERVICE_WARNING = 8;
@@ -23,6 +25,8 @@ export class ClientFactory {
   private readonly clients = new Map<string, ClientGrpcProxy>();
   private readonly perService = new Map<string, number>();
   private readonly logger = new Logger('EtcdDiscovery');
+  /** Subsets of clients without a `subsetKey` derive from this: random, so processes spread over the fleet. */
+  private readonly subsetKey = randomUUID();
 
   constructor(
     private readonly source: InstanceSource,
@@ -80,11 +84,14 @@ export class ClientFactory {
         url: `${ETCD_SCHEME}:///${serviceName}`,
         channelOptions: {
           ...resolved.nestOptions.channelOptions,
+          ...withCallCounting(serviceName, resolved.nestOptions.channelOptions),
           'grpc.service_config': JSON.stringify(resolved.serviceConfig),
           // With a proxy variable set, grpc-js would send our custom-scheme target to the proxy.
           'grpc.enable_http_proxy': 0,
           [INSTANCE_SOURCE_OPTION]: this.source,
           [INSTANCE_SELECTOR_OPTION]: resolved.select,
+          [REQUEST_ROUTES_OPTION]: resolved.routes,
+          ...(resolved.subset ? { [INSTANCE_SUBSET_OPTION]: { size: resolved.subset.size, clientKey: resolved.subset.key ?? this.subsetKey } } : {}),
         },
       });
       this.clients.set(cacheKey, client);

@@ -1,6 +1,8 @@
 import { status as Status } from '@grpc/grpc-js';
+import { CONSISTENT_HASH_POLICY } from '../balancing/consistent-hash.balancer.js';
 import { METADATA_WEIGHTED_POLICY } from '../balancing/metadata-weighted.balancer.js';
 import { P2C_EWMA_POLICY } from '../balancing/p2c-ewma.balancer.js';
+import { ROUND_ROBIN_POLICY } from '../balancing/round-robin.balancer.js';
 
 /** Our policy names (what users write) to the names registered with grpc-js. */
 export const LOAD_BALANCING_POLICIES = {
@@ -8,7 +10,19 @@ export const LOAD_BALANCING_POLICIES = {
   pick_first: 'pick_first',
   p2c_ewma: P2C_EWMA_POLICY,
   metadata_weighted: METADATA_WEIGHTED_POLICY,
+  consistent_hash: CONSISTENT_HASH_POLICY,
 } as const;
+
+/** consistent_hash: which call metadata entry is hashed, and how far above the average load an instance may go. */
+export interface ConsistentHashOptions {
+  /** Call metadata key (lower-case) whose value is hashed, e.g. `'x-user-id'`. Calls without it are spread round robin. */
+  metadataKey: string;
+  /**
+   * No instance takes more than this times the average in-flight load; a hot key spills to the next instances on the ring.
+   * @default 1.25
+   */
+  balanceFactor?: number;
+}
 
 export type LoadBalancingPolicy = keyof typeof LOAD_BALANCING_POLICIES;
 
@@ -42,6 +56,9 @@ export interface OutlierDetectionOptions {
 
 export interface ServiceConfigInput {
   readonly loadBalancing: LoadBalancingPolicy;
+  readonly consistentHash?: ConsistentHashOptions;
+  /** Request routes need a policy of ours: round_robin then means our own. */
+  readonly routed?: boolean;
   readonly retry?: RetryOptions;
   readonly timeoutMs?: number;
   readonly outlierDetection?: OutlierDetectionOptions;
@@ -65,7 +82,7 @@ const EJECTION_FIELDS = [
 
 /** The service config JSON grpc-js reads: policy (wrapped by outlier detection if asked), retries, timeout. */
 export function buildServiceConfig(input: ServiceConfigInput): Record<string, unknown> {
-  const policy = { [LOAD_BALANCING_POLICIES[input.loadBalancing]]: {} };
+  const policy = { [policyName(input)]: policyFields(input) };
   const loadBalancingConfig = input.outlierDetection
     ? [{ outlier_detection: { ...outlierDetectionJson(input.outlierDetection), child_policy: [policy] } }]
     : [policy];
@@ -84,6 +101,16 @@ export function buildServiceConfig(input: ServiceConfigInput): Record<string, un
     ...input.base,
     loadBalancingConfig: input.base.loadBalancingConfig ?? loadBalancingConfig,
   };
+}
+
+function policyName(input: ServiceConfigInput): string {
+  return input.routed && input.loadBalancing === 'round_robin' ? ROUND_ROBIN_POLICY : LOAD_BALANCING_POLICIES[input.loadBalancing];
+}
+
+function policyFields(input: ServiceConfigInput): Record<string, unknown> {
+  if (input.loadBalancing !== 'consistent_hash' || !input.consistentHash) return {};
+  const { metadataKey, balanceFactor } = input.consistentHash;
+  return { hashKey: metadataKey, ...(balanceFactor !== undefined ? { balanceFactor } : {}) };
 }
 
 /** grpc-js reads "0.5s" as 5 ns: durations need all nine fraction digits. */

@@ -7,7 +7,7 @@ import type { ServiceInstance } from './service-instance.js';
 import type { DiscoveryState } from './discovery-state.js';
 import type { InstanceSource } from './instance-source.js';
 import { RebuildPacer } from './rebuild-pacer.js';
-import { ServiceWatcher } from './service-watcher.js';
+import { ServiceWatcher, type ServiceSync } from './service-watcher.js';
 
 /** A watch outlives its last subscriber this long, so a channel that goes idle and back does not re-list. */
 const LINGER_MS = 30_000;
@@ -52,6 +52,11 @@ export class DiscoveryHub implements InstanceSource {
 
   unreachableReason(serviceName: string): string | undefined {
     return this.active.get(serviceName)?.unreachableReason;
+  }
+
+  /** Every service followed right now (watched for at least one subscriber, or lingering), by name. */
+  followed(): ReadonlyMap<string, ServiceSync> {
+    return new Map([...this.active].map(([name, watcher]) => [name, watcher.sync]));
   }
 
   close(): void {

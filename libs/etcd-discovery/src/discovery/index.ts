@@ -3,4 +3,4 @@ export type { InstanceSource } from './instance-source.js';
 export type { DiscoveryState } from './discovery-state.js';
 export { buildInstanceList, diffInstances, isEmptyDiff, type DecodedEntry, type InstanceListDiff } from './instance-list.js';
 export type { ServiceInstance } from './service-instance.js';
-export { ServiceWatcher } from './service-watcher.js';
+export { ServiceWatcher, type ServiceSync } from './service-watcher.js';

@@ -4,6 +4,7 @@ import { BehaviorSubject, filter, type Observable } from 'rxjs';
 import { errorMessage } from '../common/backoff.js';
 import { LogBudget } from '../common/log-budget.js';
 import { printable } from '../common/printable.js';
+import { telemetry } from '../telemetry/index.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { PrefixMirror, type MirrorSnapshot } from '../registry/prefix-mirror.js';
 import type { ServiceInstance } from './service-instance.js';
@@ -33,6 +34,7 @@ export class ServiceWatcher {
   private readonly mirror: PrefixMirror<DecodedEntry>;
   private readonly skippedKeys: SkippedKeys;
   private readonly membershipLines: LogBudget;
+  private readonly metrics: telemetry.ServiceMetrics;
   private listed?: readonly ServiceInstance[];
   private pending?: MirrorSnapshot<DecodedEntry>;
   private lastRebuildAt = -Infinity;
@@ -48,6 +50,7 @@ export class ServiceWatcher {
     private readonly pacer: RebuildPacer = new RebuildPacer(),
   ) {
     this.skippedKeys = new SkippedKeys(serviceName, logger);
+    this.metrics = new telemetry.ServiceMetrics(serviceName);
     this.membershipLines = new LogBudget(MEMBERSHIP_LINES.perWindow, MEMBERSHIP_LINES.windowMs, (count) =>
       this.logger.log(`${this.serviceName}: ${count} more membership changes in the last ${MEMBERSHIP_LINES.windowMs / 1_000} s; ${this.listed?.length ?? 0} live`),
     );
@@ -72,12 +75,23 @@ export class ServiceWatcher {
     this.mirror.stop();
     if (this.rebuildTimer) clearTimeout(this.rebuildTimer);
     this.membershipLines.flush();
+    this.metrics.stopped();
     this.state$.complete();
   }
 
   /** Why etcd could not be listed, while that lasts. */
   get unreachableReason(): string | undefined {
     return this.mirror.unreachableReason;
+  }
+
+  /** How well this process knows the service right now, for health reports. */
+  get sync(): ServiceSync {
+    return {
+      instances: this.listed?.length,
+      syncedAt: this.mirror.syncedAt,
+      watching: this.mirror.watching,
+      unreachableReason: this.mirror.unreachableReason,
+    };
   }
 
   /**
@@ -120,6 +134,7 @@ export class ServiceWatcher {
     if (changed) {
       this.listed = instances;
       this.state$.next({ kind: 'listed', instances });
+      this.metrics.listed(instances.length, previous === undefined ? undefined : diff);
     }
     this.skippedKeys.report(skipped);
     const parts = [
@@ -133,6 +148,15 @@ export class ServiceWatcher {
   private listFailed(reason: string): void {
     if (this.listed === undefined) this.state$.next({ kind: 'unlisted', reason });
   }
+}
+
+export interface ServiceSync {
+  /** Routable instances in the published list; undefined until etcd has been listed once. */
+  readonly instances?: number;
+  /** See `PrefixMirror.syncedAt`. */
+  readonly syncedAt?: number;
+  readonly watching: boolean;
+  readonly unreachableReason?: string;
 }
 
 /** One log line per change, however many instances a change moved. */

@@ -4,13 +4,18 @@ import { ClientFactory } from '../client/client-factory.js';
 import type { DiscoveredClientAsyncRegistration, DiscoveredClientRegistration } from '../client/discovered-client-options.interface.js';
 import { discoveredClientToken } from '../client/inject-discovered-client.decorator.js';
 import { DiscoveryHub } from '../discovery/discovery-hub.js';
+import { EtcdDiscoveryHealthIndicator } from '../health/etcd-discovery.health-indicator.js';
 import { AddressPolicy } from '../registry/address-policy.js';
 import { createEtcdClient } from '../registry/etcd-client.factory.js';
+import { EtcdActivity, etcdActivityOf } from '../registry/etcd-activity.js';
 import { EtcdRegistration } from '../server/etcd-registration.js';
 import { ETCD_CLIENT, ETCD_DISCOVERY_OPTIONS, RESOLVED_DISCOVERY_OPTIONS } from './etcd-discovery.constants.js';
 import type { EtcdDiscoveryModuleOptions } from '../options/etcd-discovery-options.interface.js';
 import type { ResolvedDiscoveryOptions } from '../options/resolved-options.js';
 import { isLoopbackEtcdHost, validateOptions } from '../options/validate-options.js';
+import { telemetry } from '../telemetry/index.js';
+
+const REGISTRATION_METRICS = Symbol('nestjs-etcd-discovery:registration-metrics');
 
 /** Providers shared by forRoot and forRootAsync; they differ only in how ETCD_DISCOVERY_OPTIONS is made. */
 export const coreProviders: Provider[] = [
@@ -43,6 +48,18 @@ export const coreProviders: Provider[] = [
     useFactory: (client: Etcd3, options: ResolvedDiscoveryOptions) => new EtcdRegistration(client, options),
     inject: [ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
   },
+  {
+    // Nothing injects it: made at startup so the registration's states reach the metrics from the first one.
+    provide: REGISTRATION_METRICS,
+    useFactory: (registration: EtcdRegistration) => telemetry.followRegistration(registration.state$),
+    inject: [EtcdRegistration],
+  },
+  {
+    provide: EtcdDiscoveryHealthIndicator,
+    useFactory: (registration: EtcdRegistration, hub: DiscoveryHub, client: Etcd3, options: ResolvedDiscoveryOptions) =>
+      new EtcdDiscoveryHealthIndicator(registration, hub, etcdActivityOf(client) ?? new EtcdActivity(), options),
+    inject: [EtcdRegistration, DiscoveryHub, ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
+  },
 ];
 
 /** A password sent over plain http to another machine can be read on the way: say so once. */
@@ -55,7 +72,7 @@ export function warnOnClearTextPassword(etcd: ResolvedDiscoveryOptions['etcd'], 
   );
 }
 
-export const exportedProviders = [ClientFactory, EtcdRegistration];
+export const exportedProviders = [ClientFactory, EtcdRegistration, EtcdDiscoveryHealthIndicator];
 
 /** One provider per registered client, for `@InjectDiscoveredClient(serviceName)`. */
 export function discoveredClientProviders(clients: readonly DiscoveredClientRegistration[]): Provider[] {

@@ -1,24 +1,33 @@
 import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { ResolvedDiscoveryOptions } from '../options/resolved-options.js';
+import { attachEtcdActivity, EtcdActivity } from './etcd-activity.js';
 import { isResponseTooLarge } from './etcd-failure.js';
 
 /**
  * etcd3's default fault handling makes recovery slow: a per-host circuit breaker locks a restarted
  * single node out for 5 s and the watch backoff grows to 30 s (see docs/field-notes.md). Recovery loops of
- * our own sit above this client, so it only needs short, bounded retries.
+ * our own sit above this client, so it only needs short, bounded retries. One policy per client: its
+ * events feed that client's `EtcdActivity` (every unary call passes through it; streams do not).
  */
-const FAULT_HANDLING: IOptions['faultHandling'] = {
-  host: () => noop,
+function faultHandling(activity: EtcdActivity): IOptions['faultHandling'] {
   // etcd3 counts RESOURCE_EXHAUSTED as recoverable; a response over the receive limit is not: the
   // same request would only download it again. The mirror asks for a smaller page instead.
-  global: retry(handleWhen((error) => isRecoverableError(error) && !isResponseTooLarge(error)), {
+  const global = retry(handleWhen((error) => isRecoverableError(error) && !isResponseTooLarge(error)), {
     maxAttempts: 3,
     backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 500 }),
-  }),
-  // etcd3 types this as a backoff but calls it as a factory (`.next()`), which is what we pass.
-  watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) as unknown as IBackoff<unknown>,
-};
+  });
+  global.onSuccess(() => activity.succeeded());
+  global.onFailure(({ reason }) => {
+    if ('error' in reason) activity.failed(reason.error);
+  });
+  return {
+    host: () => noop,
+    global,
+    // etcd3 types this as a backoff but calls it as a factory (`.next()`), which is what we pass.
+    watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 1_000 }) as unknown as IBackoff<unknown>,
+  };
+}
 
 /**
  * HTTP/2 pings notice a silently dead etcd connection; etcd closes connections pinging under every 5 s.
@@ -37,13 +46,16 @@ const CHANNEL_OPTIONS = {
 
 export function createEtcdClient(options: ResolvedDiscoveryOptions['etcd']): Etcd3 {
   const { requestTimeoutMs } = options;
-  return new Etcd3({
+  const activity = new EtcdActivity();
+  const client = new Etcd3({
     hosts: [...options.hosts],
     credentials: options.tls,
     auth: options.auth ? { ...options.auth } : undefined,
     grpcOptions: CHANNEL_OPTIONS,
-    faultHandling: FAULT_HANDLING,
+    faultHandling: faultHandling(activity),
     // Unary calls get a deadline so a blackholed etcd cannot stall a recovery loop; streams must not.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),
   });
+  attachEtcdActivity(client, activity);
+  return client;
 }

@@ -1,5 +1,6 @@
 export { AddressPolicy } from './address-policy.js';
 export { createEtcdClient } from './etcd-client.factory.js';
+export { EtcdActivity, etcdActivityOf, type EtcdActivitySnapshot, type EtcdFailureRecord } from './etcd-activity.js';
 export { LeaseKeeper, type GrantedLease } from './lease-keeper.js';
 export { PrefixMirror, type MirrorEntry, type MirrorSnapshot } from './prefix-mirror.js';
 export { Registrar, type RegisteredInstance, type ServingEndpoint } from './registrar.js';

@@ -1,6 +1,8 @@
 import type { Logger } from '@nestjs/common';
 import type { Etcd3, Lease } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep, within } from '../common/backoff.js';
+import { etcdActivityOf } from './etcd-activity.js';
+import { telemetry } from '../telemetry/index.js';
 import { describeEtcdFailure, retryDelayAfter } from './etcd-failure.js';
 
 export interface GrantedLease {
@@ -112,10 +114,15 @@ export class LeaseKeeper {
         lease.on('lost', (error: Error) => this.lose(granted, errorMessage(error)));
         lease.on('keepaliveSucceeded', () => {
           if (this.granted === granted) this.keepaliveAnsweredAt = Date.now();
+          // Keepalives run on a stream, past the client's fault-handling policy: report them ourselves.
+          etcdActivityOf(this.client)?.succeeded();
         });
+        // etcd3 types this handler's argument as a keepalive response; it emits the error.
+        lease.on('keepaliveFailed', (error: unknown) => etcdActivityOf(this.client)?.failed(error));
         this.keepaliveAnsweredAt = Date.now();
         this.granted = granted;
         this.grants += 1;
+        telemetry.leaseGranted();
         if (failures > 0 || this.grants > 1) this.logger.log(`granted lease ${id} (ttl ${this.ttlSeconds}s)`);
         if (this.grants > 1) for (const listener of this.listeners) listener(granted);
         return granted;
@@ -134,6 +141,7 @@ export class LeaseKeeper {
     lost.lease.release();
     this.old.add(lost.lease);
     this.logger.warn(`lease ${lost.id} lost (${reason}); granting a new one`);
+    telemetry.leaseLost();
     for (const listener of this.lostListeners) listener();
     void this.acquire();
   }

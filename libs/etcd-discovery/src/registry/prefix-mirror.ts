@@ -1,6 +1,7 @@
 import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
+import { telemetry } from '../telemetry/index.js';
 import { describeEtcdFailure, isCompactedError, retryDelayAfter, MAX_FAILURE_DETAIL_CHARS } from './etcd-failure.js';
 import { brokenCap, CapWarning, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type MirrorCaps } from './mirror-caps.js';
 import { OverlongKeys } from './overlong-keys.js';
@@ -51,6 +52,8 @@ export class PrefixMirror<T> {
   private endWatch?: (reason: string) => void;
   private troubled = false;
   private lastListError?: string;
+  private syncedAtMs?: number;
+  private confirmedWatch?: Watcher;
   private readonly caps: MirrorCaps;
   private readonly capWarning: CapWarning;
   private readonly sizer: PageSizer;
@@ -79,6 +82,16 @@ export class PrefixMirror<T> {
     return this.lastListError;
   }
 
+  /** When the state last matched etcd for sure: the last listing, or the last watch event applied (ms since the epoch). */
+  get syncedAt(): number | undefined {
+    return this.syncedAtMs;
+  }
+
+  /** A watch etcd confirmed is live: changes arrive as they happen, so an old `syncedAt` only means no change. */
+  get watching(): boolean {
+    return this.confirmedWatch !== undefined && this.confirmedWatch === this.watcher;
+  }
+
   start(): void {
     this.running ??= this.run();
   }
@@ -105,6 +118,7 @@ export class PrefixMirror<T> {
           continue;
         }
         this.trouble(`watch on ${this.options.prefix} ended (${reason}); listing again`);
+        telemetry.watchResynced(this.options.prefix);
         if (Date.now() - startedAt > HEALTHY_WATCH_MS) backoff.reset();
       } catch (error) {
         if (signal.aborted) break;
@@ -155,6 +169,7 @@ export class PrefixMirror<T> {
     if (broken) this.capWarning.crossed(broken);
     else this.capWarning.cleared();
     this.lastListError = undefined;
+    this.syncedAtMs = Date.now();
     if (changed) this.publish();
     if (this.troubled) {
       this.troubled = false;
@@ -188,7 +203,10 @@ export class PrefixMirror<T> {
       this.endWatch = finish;
       this.abort.signal.addEventListener('abort', onAbort, { once: true });
       watcher
-        .on('connected', () => confirmation.confirmed())
+        .on('connected', () => {
+          this.confirmedWatch = watcher;
+          confirmation.confirmed();
+        })
         .on('data', (response: IWatchResponse) => this.apply(response))
         .on('disconnected', (error: Error) => finish(`disconnected: ${describeEtcdFailure(error)}`))
         .on('error', (error: Error) => finish(`cancelled: ${describeEtcdFailure(error)}`))
@@ -206,6 +224,7 @@ export class PrefixMirror<T> {
       const events = this.fragments ? [...this.fragments, ...response.events] : response.events;
       this.fragments = undefined;
       if (events.length === 0) return;
+      this.syncedAtMs = Date.now();
       const state = this.state;
       const sizeBefore = state.size;
       const bytesBefore = this.stateBytes;
