@@ -9,7 +9,7 @@ import { RESULTS_DIR, ROOT } from './lib/common.mjs';
 
 const DOCS = `${ROOT}docs`;
 const CHARTS = `${DOCS}/charts`;
-const ORDER = ['overhead', 'propagation', 'scale', 'registration', 'balancing'];
+const ORDER = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing'];
 
 async function svg(spec) {
   const compiled = vegaLite.compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', background: 'white', config: { legend: { labelLimit: 400 }, axis: { labelLimit: 300 } }, ...spec }, { logger: quietLogger }).spec;
@@ -189,6 +189,37 @@ const sections = {
       ],
     };
   },
+
+  async routing(r) {
+    const d = r.details;
+    const bounded = `balanceFactor ${d.hot.balanceFactor}`;
+    const unbounded = 'balanceFactor 100 (no bound)';
+    const values = [[bounded, d.hot.bounded], [unbounded, d.hot.unbounded]].flatMap(([policy, run]) => {
+      const average = run.perInstance.reduce((a, b) => a + b, 0) / run.perInstance.length;
+      return run.perInstance.map((calls, i) => ({ policy, instance: `#${i + 1}`, load: calls / average }));
+    });
+    const chart = await svg({
+      title: `Hot key in ${d.hot.share * 100} % of ${d.hot.calls} calls, concurrency ${d.hot.concurrency}: calls per instance / average`,
+      width: 420, height: 220,
+      layer: [
+        { data: { values }, mark: 'bar', encoding: { x: { field: 'instance', type: 'nominal', title: null, sort: null, axis: { labelAngle: 0 } }, xOffset: { field: 'policy' }, y: { field: 'load', type: 'quantitative', title: 'load / average' }, color: { field: 'policy', type: 'nominal', title: null, legend: { orient: 'bottom' } } } },
+        { data: { values: [{ y: d.hot.bound }] }, mark: { type: 'rule', strokeDash: [4, 4], color: 'gray' }, encoding: { y: { field: 'y', type: 'quantitative' } } },
+      ],
+    });
+    return {
+      chart,
+      text: [
+        'One process: real grpc-js Greeter servers, clients through `ClientFactory` over instance lists from `nestjs-etcd-discovery/testing` (no etcd: the policies, subsets and routes are measured, not discovery).',
+        headlineTable(r, ['hashRemapFraction', 'hashMaxOverAvgLoad', 'hashMaxOverAvgLoadUnbounded', 'subsetClients', 'subsetInstances', 'subsetSize', 'subsetConnectionsPerClient', 'subsetMaxOverAvgClients', 'perRequestMisroutes', 'failedCalls']),
+        table(['subsets', 'min', 'max'], [
+          ['connections per client (client channelz)', d.subsets.connectionsPerClient.min, d.subsets.connectionsPerClient.max],
+          ['clients per instance (server channelz)', d.subsets.clientsPerInstance.min, d.subsets.clientsPerInstance.max],
+          ['instances reached by calls, per client', d.subsets.instancesReachedPerClient.min, d.subsets.instancesReachedPerClient.max],
+        ]),
+        table(['routes: policy', 'calls', 'canary calls', 'misroutes'], Object.entries(d.routes).map(([name, v]) => [name, v.calls, v.canaryCalls, v.misroutes])),
+      ],
+    };
+  },
 };
 
 const TITLES = {
@@ -197,6 +228,7 @@ const TITLES = {
   scale: '3. Scale: 1,000 instances, cold discovery, churn',
   registration: '4. Registration: what it costs etcd',
   balancing: '5. Balancing: round robin vs p2c_ewma with one slow instance',
+  routing: '6. Routing: consistent hashing, subsetting, per-request routes',
 };
 
 export async function renderReport() {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { RESULTS_DIR, ROOT, round, sleep } from './lib/common.mjs';
 import { renderReport } from './report.mjs';
 
-const BENCHMARKS = ['overhead', 'propagation', 'scale', 'registration', 'balancing'];
+const BENCHMARKS = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing'];
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 180_000);
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -13,6 +13,7 @@ export {
 export { DiscoverableGrpcServer, EtcdRegistration, withEtcdDiscovery, type RegistrationState } from './server/index.js';
 export {
   ClientFactory,
+  type ConsistentHashOptions,
   InjectDiscoveredClient,
   NoLiveInstanceError,
   discoveredClientToken,
@@ -22,6 +23,7 @@ export {
   type InstanceSelector,
   type LoadBalancingPolicy,
   type OutlierDetectionOptions,
+  type RequestRoute,
   type RetryOptions,
 } from './client/index.js';
 export type { ServiceInstance } from './discovery/index.js';

@@ -1,11 +1,13 @@
 export { ClientFactory } from './client-factory.js';
 export type {
+  ConsistentHashOptions,
   DiscoveredClientAsyncRegistration,
   DiscoveredClientOptions,
   DiscoveredClientRegistration,
   InstanceSelector,
   LoadBalancingPolicy,
   OutlierDetectionOptions,
+  RequestRoute,
   RetryOptions,
 } from './discovered-client-options.interface.js';
 export { InjectDiscoveredClient, discoveredClientToken } from './inject-discovered-client.decorator.js';
