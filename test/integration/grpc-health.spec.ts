@@ -136,6 +136,32 @@ describe('grpc.health.v1.Health on the discoverable server (real etcd)', () => {
     ]);
   });
 
+  it('answers names it does not serve itself: nothing is kept per name (a watched megabyte name stayed in memory for good)', async () => {
+    const server = new grpc.Server();
+    fx.cleanup.add(() => server.forceShutdown());
+    const health = new GrpcHealth(['greeter.Greeter']);
+    health.addTo(server);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    const client = healthClient(`127.0.0.1:${port}`);
+    const upstream = (health as unknown as { health: { watchers: Map<string, unknown> } }).health;
+
+    const huge = 'x'.repeat(1_000_000);
+    const long = client.watch(huge);
+    const short = client.watch('no.such.Service');
+    const known = client.watch('greeter.Greeter');
+    await waitFor(() => long.seen.length + short.seen.length + known.seen.length === 3, 3_000, { what: 'three first answers' });
+    expect(long.statuses()).toEqual(['SERVICE_UNKNOWN']);
+    // A name no service can have: answered, then ended; a plausible one stays open, as the protocol says.
+    expect((await long.ended).code).toBe(grpc.status.OK);
+    expect(short.statuses()).toEqual(['SERVICE_UNKNOWN']);
+    expect(known.statuses()).toEqual(['NOT_SERVING']);
+    await expect(client.check(huge)).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: expect.stringMatching(/^Health status unknown for service x+\.\.\.\(1000000 chars\)$/) });
+    // Only served names reach grpc-health-check, which keeps an entry per name ever watched.
+    expect([...upstream.watchers.keys()]).toEqual(['greeter.Greeter']);
+  });
+
   it('grpc-js refuses a second grpc.health.v1.Health on one server (why ours is added after the app\'s services)', () => {
     const server = new grpc.Server();
     new GrpcHealth(['greeter.Greeter']).addTo(server);

@@ -9,12 +9,13 @@ import type { RegistrationOptions } from '../../libs/etcd-discovery/src/options/
 import { createEtcdClient } from '../../libs/etcd-discovery/src/registry/etcd-client.factory.js';
 import { EtcdRegistration } from '../../libs/etcd-discovery/src/server/etcd-registration.js';
 import type { RegistrationState } from '../../libs/etcd-discovery/src/server/registration-state.js';
-import { discoveryOptions, leaseState, readKey, uniqueNamespace } from '../support/etcd.js';
+import { discoveryOptions, leaseState, readKey, recordLogs, uniqueNamespace } from '../support/etcd.js';
 import { backgroundLoad, GREETER_PROTO_PATH, GreeterServer, SERVICE, summarize, warmUp, type GreeterClient } from '../support/grpc-servers.js';
 import { useEtcd } from '../support/use-etcd.js';
 import { sleep, waitFor } from '../support/wait.js';
 import { followService } from './follow-service.js';
 
+const logs = recordLogs();
 const fx = useEtcd();
 
 /** An EtcdRegistration on its own library client, withdrawn and closed after the test. */
@@ -61,7 +62,7 @@ function discoveringClient(namespace: string, options: Partial<DiscoveredClientO
 }
 
 describe('registration state', () => {
-  it('goes idle -> registering -> registered -> paused -> registered -> deregistering -> deregistered, then completes', async () => {
+  it('goes idle -> registering -> registered -> paused -> registering -> registered -> deregistering -> deregistered, then completes', async () => {
     const registration = newRegistration(uniqueNamespace('state'), { serviceName: 'alpha' });
     const states = recordStates(registration);
     let completed = false;
@@ -182,6 +183,25 @@ describe('update(metadata)', () => {
     await expect(registration.update('zone' as never)).rejects.toThrow(/plain object/);
     expect(await metadataInEtcd(key)).toMatchObject({ zone: 'eu-1', weight: 5 });
     expect(registration.state).toBe('registered');
+  });
+
+  it('updates log nothing at the default level and, made while paused, keep at most three values of ours per key', async () => {
+    const ns = uniqueNamespace('update-quiet');
+    const registration = newRegistration(ns, { serviceName: 'alpha' });
+    registration.register({ address: { host: '127.0.0.1', port: 50_051 }, grpcServices: [] });
+    await registration.whenRegistered();
+    const key = `${ns}/alpha/${registration.instanceId}`;
+    const mark = logs.lines.length;
+    for (let weight = 1; weight <= 20; weight++) await registration.update({ weight });
+    expect(await metadataInEtcd(key)).toMatchObject({ weight: 20 });
+    expect(logs.lines.slice(mark).filter((line) => line.level !== 'debug' && line.level !== 'verbose')).toEqual([]);
+
+    await registration.pause();
+    for (let weight = 21; weight <= 520; weight++) await registration.update({ weight });
+    const ownValues = (registration as unknown as { registrar: { ownValues: Map<string, Set<string>> } }).registrar.ownValues;
+    expect(ownValues.get(key)!.size).toBeLessThanOrEqual(3);
+    await registration.resume();
+    expect(await metadataInEtcd(key)).toMatchObject({ weight: 520 });
   });
 
   it('an update made while paused is written by resume(); an old record of ours left in etcd is replaced, not a conflict', async () => {

@@ -35,6 +35,8 @@ interface OwnKeyState {
 
 type ClaimOutcome = 'created' | 'present' | 'reattached' | 'conflict';
 
+const METADATA_UPDATED = 'metadata updated';
+
 interface Waiter {
   resolve(): void;
   reject(error: Error): void;
@@ -159,12 +161,18 @@ export class Registrar {
       if (!serviceNames.has(record.serviceName)) return record;
       const { grpcServices, startedAt } = record.metadata;
       const updated = buildRecord(record.serviceName, record.key, this.addresses[index], { ...metadataOf(record), grpcServices, startedAt });
-      this.ownValues.get(record.key)?.add(updated.value);
+      // Ours from now on: what etcd holds (if ours), the value a claim may be writing, the new one. Values of
+      // earlier updates never written are forgotten, so updates while paused or offline cannot pile up.
+      const seen = this.mirrors[index]?.current.get(record.key)?.value.value;
+      const values = new Set([record.value, updated.value]);
+      if (seen !== undefined && this.isOwnValue(record.key, seen)) values.add(seen);
+      this.ownValues.set(record.key, values);
       return updated;
     });
     if (this.paused) return Promise.resolve();
-    this.logger.log(`updating ${this.describe()}`);
-    return this.settle('metadata updated');
+    // Debug: an app may update its weight every second; the update is visible in etcd and to every client.
+    this.logger.debug(`updating ${this.describe()}`);
+    return this.settle(METADATA_UPDATED);
   }
 
   /** Takes the records out of etcd (clients stop picking us) while the lease stays alive; resolves once they are gone. */
@@ -273,7 +281,7 @@ export class Registrar {
       this.everRegistered = true;
       this.logger.log(`registered ${this.describe()} (lease ${granted.id})`);
       this.resolveFirst();
-    } else if (!wasRegistered || outcomes.some((outcome) => outcome !== 'present')) {
+    } else if (!wasRegistered || (reason !== METADATA_UPDATED && outcomes.some((outcome) => outcome !== 'present'))) {
       this.logger.log(`re-registered ${this.describe()} after: ${reason} (lease ${granted.id})`);
     }
   }
