@@ -2,6 +2,9 @@
 export const DEFAULT_HOSTS = ['http://127.0.0.1:2379'];
 export const DEFAULT_NAMESPACE = '/services';
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const DEFAULT_KEEPALIVE_INTERVAL_MS = 10_000;
+/** etcd's server enforces at least 5 s between pings (its --grpc-keepalive-min-time). */
+export const MIN_KEEPALIVE_INTERVAL_MS = 5_000;
 export const DEFAULT_TTL_SECONDS = 10;
 export const DEFAULT_DRAIN_DELAY_MS = 1_000;
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;

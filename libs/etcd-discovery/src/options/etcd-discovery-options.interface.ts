@@ -22,6 +22,13 @@ export interface EtcdConnectionOptions {
    * @default 5000
    */
   requestTimeoutMs?: number;
+  /**
+   * HTTP/2 ping interval on the etcd connections, so a silently dead connection is noticed; 0 turns pings off.
+   * etcd accepts one ping per 5 s; etcd 3.4's `grpc-proxy` only one per 5 minutes and closes connections that
+   * ping more often: behind it use 300000 or more (or 0).
+   * @default 10000
+   */
+  keepaliveIntervalMs?: number;
 }
 
 /** One service this process serves and announces in etcd. */

@@ -7,6 +7,8 @@ export interface ResolvedDiscoveryOptions {
     readonly tls?: EtcdTlsOptions;
     readonly auth?: { readonly username: string; readonly password: string };
     readonly requestTimeoutMs: number;
+    /** 0: no pings. */
+    readonly keepaliveIntervalMs: number;
   };
   readonly namespace: string;
   /** Undefined: the default address policy. */

@@ -17,7 +17,7 @@ describe('validateOptions defaults', () => {
     ['an empty object', {}],
   ])('fills every default for %s', (_label, options) => {
     expect(validateOptions(loose(options))).toEqual({
-      etcd: { hosts: ['http://127.0.0.1:2379'], tls: undefined, auth: undefined, requestTimeoutMs: 5_000 },
+      etcd: { hosts: ['http://127.0.0.1:2379'], tls: undefined, auth: undefined, requestTimeoutMs: 5_000, keepaliveIntervalMs: 10_000 },
       namespace: '/services',
       registrations: [],
       server: { ttlSeconds: 10, drainDelayMs: 1_000, shutdownTimeoutMs: 10_000, healthService: true },
@@ -27,7 +27,7 @@ describe('validateOptions defaults', () => {
 
   it('keeps values the user gave', () => {
     const resolved = validateOptions({
-      etcd: { hosts: ['https://etcd-1:2379', 'https://etcd-2:2379'], requestTimeoutMs: 2_000, auth: { username: 'root', password: '' } },
+      etcd: { hosts: ['https://etcd-1:2379', 'https://etcd-2:2379'], requestTimeoutMs: 2_000, keepaliveIntervalMs: 0, auth: { username: 'root', password: '' } },
       namespace: '/prod/services',
       server: { ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000, healthService: false },
       discoveryTimeoutMs: 0,
@@ -37,6 +37,7 @@ describe('validateOptions defaults', () => {
       tls: undefined,
       auth: { username: 'root', password: '' },
       requestTimeoutMs: 2_000,
+      keepaliveIntervalMs: 0,
     });
     expect(resolved.namespace).toBe('/prod/services');
     expect(resolved.server).toEqual({ ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000, healthService: false });
@@ -165,6 +166,8 @@ describe('validateOptions numbers', () => {
   it.each([
     ['etcd.requestTimeoutMs', { etcd: { requestTimeoutMs: 99 } }, 99, /whole number of milliseconds from 100 to 300000/],
     ['etcd.requestTimeoutMs', { etcd: { requestTimeoutMs: 300_001 } }, 300_001, /from 100 to 300000/],
+    ['etcd.keepaliveIntervalMs', { etcd: { keepaliveIntervalMs: 1_000 } }, 1_000, /use 0 \(no pings\) or at least 5000/],
+    ['etcd.keepaliveIntervalMs', { etcd: { keepaliveIntervalMs: -1 } }, -1, /from 0 to 3600000/],
     ['server.ttlSeconds', { server: { ttlSeconds: 1 } }, 1, /whole number of seconds from 2 to 3600/],
     ['server.ttlSeconds', { server: { ttlSeconds: 2.5 } }, 2.5, /whole number of seconds/],
     ['server.ttlSeconds', { server: { ttlSeconds: '10' } }, '"10"', /whole number of seconds/],

@@ -7,10 +7,12 @@ import {
   DEFAULT_DRAIN_DELAY_MS,
   DEFAULT_HEALTH_SERVICE,
   DEFAULT_HOSTS,
+  DEFAULT_KEEPALIVE_INTERVAL_MS,
   DEFAULT_NAMESPACE,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_TTL_SECONDS,
+  MIN_KEEPALIVE_INTERVAL_MS,
   MIN_TTL_SECONDS,
 } from './defaults.js';
 import type { EtcdDiscoveryModuleOptions, RegistrationOptions } from './etcd-discovery-options.interface.js';
@@ -32,6 +34,7 @@ interface NumberRule {
 
 const NUMBER_RULES: Record<string, NumberRule> = {
   'etcd.requestTimeoutMs': { min: 100, max: 300_000, integer: true, unit: 'milliseconds' },
+  'etcd.keepaliveIntervalMs': { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
   'server.ttlSeconds': { min: MIN_TTL_SECONDS, max: 3_600, integer: true, unit: 'seconds' },
   'server.drainDelayMs': { min: 0, max: 300_000, integer: true, unit: 'milliseconds' },
   'server.shutdownTimeoutMs': { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
@@ -56,6 +59,7 @@ export function validateOptions(options: EtcdDiscoveryModuleOptions | undefined)
       tls,
       auth: etcd.auth ? validateAuth(etcd.auth) : undefined,
       requestTimeoutMs: number('etcd.requestTimeoutMs', etcd.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS),
+      keepaliveIntervalMs: validateKeepalive(etcd.keepaliveIntervalMs),
     },
     namespace: validateNamespace(input.namespace ?? DEFAULT_NAMESPACE),
     allowedAddresses: validateAllowedAddresses(input.allowedAddresses),
@@ -85,6 +89,14 @@ function number(field: string, value: unknown, fallback: number): number {
     fail(field, value, `use a whole number of ${rule.unit} from ${rule.min} to ${rule.max}`);
   }
   return value;
+}
+
+function validateKeepalive(value: unknown): number {
+  const interval = number('etcd.keepaliveIntervalMs', value, DEFAULT_KEEPALIVE_INTERVAL_MS);
+  if (interval > 0 && interval < MIN_KEEPALIVE_INTERVAL_MS) {
+    fail('etcd.keepaliveIntervalMs', value, `use 0 (no pings) or at least ${MIN_KEEPALIVE_INTERVAL_MS}: etcd closes connections that ping more often`);
+  }
+  return interval;
 }
 
 function boolean(field: string, value: unknown, fallback: boolean): boolean {

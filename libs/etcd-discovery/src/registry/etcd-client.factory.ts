@@ -30,7 +30,6 @@ function faultHandling(activity: EtcdActivity): IOptions['faultHandling'] {
 }
 
 /**
- * HTTP/2 pings notice a silently dead etcd connection; etcd closes connections pinging under every 5 s.
  * The receive limit is set on purpose: grpc-js' 4 MiB default is under what three values at etcd's
  * 1.5 MiB request limit weigh, and anyone allowed to write under a prefix can put them there. Lists
  * page anyway (registry/paged-range.ts); 16 MiB leaves each page room for ten such values.
@@ -38,11 +37,17 @@ function faultHandling(activity: EtcdActivity): IOptions['faultHandling'] {
 const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 const CHANNEL_OPTIONS = {
   'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
-  'grpc.keepalive_permit_without_calls': 1,
   'grpc.enable_http_proxy': 0,
 };
+
+/**
+ * HTTP/2 pings notice a silently dead etcd connection. etcd closes connections pinging under every 5 s,
+ * etcd 3.4's grpc-proxy under every 5 minutes (docs/field-notes.md), hence the option.
+ */
+function keepaliveOptions(intervalMs: number): Record<string, number> {
+  if (intervalMs === 0) return {};
+  return { 'grpc.keepalive_time_ms': intervalMs, 'grpc.keepalive_timeout_ms': 5_000, 'grpc.keepalive_permit_without_calls': 1 };
+}
 
 export function createEtcdClient(options: ResolvedDiscoveryOptions['etcd']): Etcd3 {
   const { requestTimeoutMs } = options;
@@ -51,7 +56,7 @@ export function createEtcdClient(options: ResolvedDiscoveryOptions['etcd']): Etc
     hosts: [...options.hosts],
     credentials: options.tls,
     auth: options.auth ? { ...options.auth } : undefined,
-    grpcOptions: CHANNEL_OPTIONS,
+    grpcOptions: { ...CHANNEL_OPTIONS, ...keepaliveOptions(options.keepaliveIntervalMs) },
     faultHandling: faultHandling(activity),
     // Unary calls get a deadline so a blackholed etcd cannot stall a recovery loop; streams must not.
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + requestTimeoutMs }),

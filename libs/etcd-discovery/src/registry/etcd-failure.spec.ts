@@ -93,6 +93,12 @@ describe('classifyEtcdFailure', () => {
     expect(classifyEtcdFailure(overloaded)).toBe('etcd unreachable');
   });
 
+  it('a connection closed for too many pings (etcd 3.4 grpc-proxy\'s GOAWAY, as grpc-js words it) is not a size problem', () => {
+    const pings = fromGrpc(8, '8 RESOURCE_EXHAUSTED: Bandwidth exhausted or memory limit exceeded');
+    expect(isResponseTooLarge(pings)).toBe(false);
+    expect(classifyEtcdFailure(pings)).toBe('etcd unreachable');
+  });
+
   it.each([
     ['a refused connection', MEASURED.refused],
     ['a deadline', MEASURED.deadline],

@@ -29,6 +29,8 @@ const TLS_TEXT = /certificate|\bSSL\b|\bTLS\b|handshake|altnames|ERR_SSL|wrong v
 const TOO_LARGE_TEXT = /larger than max|RESOURCE_EXHAUSTED/i;
 // Same gRPC code, but etcd shedding load: that is etcd being unavailable, not our message size.
 const OVERLOADED_TEXT = /too many requests/i;
+/** grpc-js's text when a server closes the connection for too many pings (etcd 3.4's grpc-proxy does): not a size. */
+const PINGS_REFUSED_TEXT = /bandwidth exhausted/i;
 const COMPACTED_TEXT = /required revision has been compacted/i;
 
 export function classifyEtcdFailure(error: unknown): EtcdFailureKind {
@@ -59,7 +61,7 @@ export function describeEtcdFailure(error: unknown): string {
 /** A response over the client's receive limit: a smaller page may fit. etcd's own overload is excluded. */
 export function isResponseTooLarge(error: unknown): boolean {
   const message = errorMessage(error);
-  if (OVERLOADED_TEXT.test(message)) return false;
+  if (OVERLOADED_TEXT.test(message) || PINGS_REFUSED_TEXT.test(message)) return false;
   return error instanceof GRPCResourceExhastedError || codeOf(error) === GRPC_RESOURCE_EXHAUSTED || TOO_LARGE_TEXT.test(message);
 }
 
