@@ -43,6 +43,11 @@ async function forceShutOneUnderLoad(options: Partial<DiscoveredClientOptions>, 
   return { result: await load, pendingOnVictim, killedAt };
 }
 
+/** The load went on past the kill (a count, not a rate: a loaded machine makes fewer calls in the same time). */
+function expectLoadAfterKill({ result, killedAt }: ForceShutRun): void {
+  expect(result.outcomes.filter((outcome) => outcome.at > killedAt).length).toBeGreaterThan(50);
+}
+
 function describeRun(label: string, { result, pendingOnVictim }: ForceShutRun): void {
   const details = [...new Set(result.outcomes.flatMap((o) => (o.ok ? [] : [o.details])))];
   console.log(`${label}: ${result.outcomes.length} calls, failures ${JSON.stringify(result.failures)}, ${pendingOnVictim} pending on the victim; details: ${details.join(' | ') || '-'}`);
@@ -53,7 +58,7 @@ describe('retry with real servers', () => {
     const run = await forceShutOneUnderLoad({ retry: { maxAttempts: 3 } }, true);
     describeRun('forceShutdown (calls held) with retry { maxAttempts: 3 }', run);
     expect(run.pendingOnVictim).toBeGreaterThan(0); // the test is not vacuous
-    expect(run.result.outcomes.length).toBeGreaterThan(500);
+    expectLoadAfterKill(run);
     expect(run.result.failed).toBe(0);
   });
 
@@ -61,14 +66,14 @@ describe('retry with real servers', () => {
     const run = await forceShutOneUnderLoad({ retry: { maxAttempts: 3, retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED'] } }, true);
     describeRun('forceShutdown (calls held) with retry on UNAVAILABLE + CANCELLED', run);
     expect(run.pendingOnVictim).toBeGreaterThan(0);
-    expect(run.result.outcomes.length).toBeGreaterThan(500);
+    expectLoadAfterKill(run);
     expect(run.result.failed).toBe(0);
   });
 
   it('without retry: the calls held by the force-shut server fail (counted)', async () => {
     const run = await forceShutOneUnderLoad({}, true);
     describeRun('forceShutdown (calls held) without retry', run);
-    expect(run.result.outcomes.length).toBeGreaterThan(500);
+    expectLoadAfterKill(run);
     expect(run.result.failed).toBeLessThanOrEqual(run.pendingOnVictim);
   });
 
@@ -78,7 +83,7 @@ describe('retry with real servers', () => {
     const run = await forceShutOneUnderLoad({ retry: { maxAttempts: 3, retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED'] } }, false);
     describeRun('forceShutdown (arbitrary instant) with retry on UNAVAILABLE + CANCELLED', run);
     const failures = run.result.outcomes.filter((o) => !o.ok);
-    expect(run.result.outcomes.length).toBeGreaterThan(500);
+    expectLoadAfterKill(run);
     expect(failures.every((o) => !o.ok && o.code === Status.CANCELLED)).toBe(true);
     expect(failures.every((o) => o.at - run.killedAt < 200)).toBe(true);
     expect(failures.length).toBeLessThanOrEqual(16);
