@@ -76,10 +76,26 @@ class EtcdResolver implements experimental.Resolver {
       return;
     }
     const prefix = this.source.prefixOf(this.serviceName);
+    // The current list is replayed inside subscribe(), so inside grpc-js's updateResolution(): that answer
+    // waits for the next turn of the event loop. Later changes come from etcd events, outside any grpc-js
+    // call: a microtask hands them over as soon as the event's handler returns, where setImmediate waited
+    // behind every other I/O callback of the turn (up to tens of ms under load).
+    // Order is kept: while a deferred answer waits, later ones queue behind it rather than overtake it.
+    let replaying = true;
+    let deferred = 0;
+    const deliver = (report: () => void): void => {
+      if (!replaying && deferred === 0) return queueMicrotask(report);
+      deferred += 1;
+      setImmediate(() => {
+        deferred -= 1;
+        report();
+      });
+    };
     this.subscription = this.source.states(this.serviceName).subscribe({
-      next: (state) => setImmediate(() => this.reportSafely(state, prefix)),
-      error: (error: Error) => setImmediate(() => this.reportError(error.message)),
+      next: (state) => deliver(() => this.reportSafely(state, prefix)),
+      error: (error: Error) => deliver(() => this.reportError(error.message)),
     });
+    replaying = false;
   }
 
   destroy(): void {
