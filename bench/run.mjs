@@ -1,13 +1,16 @@
 // `npm run bench` runs every benchmark; `npm run bench -- NAME [NAME...]` runs some. Each runs in its own
-// node process (bench/NAME.mjs), prints its tables and JSON and writes bench/results/NAME.json; then
-// docs/benchmarks.md and docs/charts/*.svg are rendered from every result present. Every process a
+// node process (bench/NAME.mjs), prints its tables and JSON and writes bench/results/NAME.json, which is
+// recorded as docs/results/NAME.json when the benchmark succeeds; then docs/benchmarks.md, docs/charts/*.svg
+// and docs/scaling.md are rendered from the recorded results (each benchmark's last). Every process a
 // benchmark starts is reported here by PID and killed if it outlives the benchmark.
 import { fork } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { RESULTS_DIR, ROOT, round, sleep } from './lib/common.mjs';
+import { recordResult } from './lib/recorded-results.mjs';
 import { renderReport } from './report.mjs';
+import { renderScaling } from './scaling.mjs';
 
-const BENCHMARKS = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing'];
+const BENCHMARKS = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing', 'proxy'];
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 180_000);
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
@@ -75,14 +78,14 @@ for (const name of selected) {
   const code = await runOne(name);
   const file = `${RESULTS_DIR}/${name}.json`;
   let goals = '';
-  if (code === 0 && existsSync(file)) {
+  if (code === 0 && recordResult(name, t0)) {
     const result = JSON.parse(readFileSync(file, 'utf8'));
     goals = result.goals.map((g) => `${g.met ? 'met' : 'MISSED'}: ${g.description}`).join('; ');
   }
   summary.push({ benchmark: name, status: code === 0 ? 'ok' : `FAILED (exit ${code})`, seconds: round((Date.now() - t0) / 1000, 1), goals });
 }
 
-const files = await renderReport();
+const files = [...await renderReport(), ...await renderScaling()];
 console.log(`\nwrote ${files.join(', ')}`);
 console.log('\nsummary');
 console.table(summary);

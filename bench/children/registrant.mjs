@@ -8,6 +8,10 @@
 //   registerMany { mode: 'shared'|'per-instance', services, portBase }   records without servers
 //   deregisterAll {}                                 withdraws what registerMany registered
 //   probeServer {} / probeDone { address }           an unregistered server, for a direct-dial baseline
+//   prepare { serviceName? } -> join { ref } -> leave { ref } -> dispose { ref }
+//                                                    cycle's steps, driven one by one (propagation.mjs)
+//   rawPut { key, value }                            a plain put from this process, timed when sent
+import { Etcd3, KVClient, LeaseClient } from 'etcd3';
 import { now, sleep, waitUntil } from '../lib/common.mjs';
 import { startGreeterServer } from '../lib/greeter-server.mjs';
 import { leasePerInstanceRegistry } from '../lib/lease-per-instance.mjs';
@@ -24,10 +28,40 @@ const probes = new Map();
 let many;
 /** The plain-etcd3 baseline's client, made at init so both modes register on a connected process. */
 let baseline;
+/** prepare's instances by ref (an answer's `id` is the request's): { server, instance }. */
+const instances = new Map();
+let nextRef = 1;
+/** rawPut's etcd3 client. */
+let rawWriter;
+/** When this process last sent a KV txn and a lease revoke to etcd (stamped once `prepare` ran). */
+const sentAt = { txn: -Infinity, txnAnswered: -Infinity, revoke: -Infinity };
+
+/**
+ * Notes when requests leave for etcd, so a join is timed from its registration write (the create-only put,
+ * a txn) rather than from register(), which grants the lease first. Measurement only: the calls pass through.
+ */
+let stamping = false;
+function stampEtcdRequests() {
+  if (stamping) return;
+  stamping = true;
+  const { txn } = KVClient.prototype;
+  KVClient.prototype.txn = function stampedTxn(...args) {
+    sentAt.txn = now();
+    return txn.apply(this, args).then((response) => {
+      sentAt.txnAnswered = now();
+      return response;
+    });
+  };
+  const { leaseRevoke } = LeaseClient.prototype;
+  LeaseClient.prototype.leaseRevoke = function stampedRevoke(...args) {
+    sentAt.revoke = now();
+    return leaseRevoke.apply(this, args);
+  };
+}
 
 const handlers = {
-  async init({ hosts, namespace = '/services', ttlSeconds = 10 }) {
-    settings = { hosts, namespace, ttlSeconds };
+  async init({ hosts, namespace = '/services', ttlSeconds = 10, keepaliveIntervalMs }) {
+    settings = { hosts, namespace, ttlSeconds, keepaliveIntervalMs };
     baseline = leasePerInstanceRegistry(settings);
     return { pid: process.pid };
   },
@@ -90,6 +124,56 @@ const handlers = {
     return { firstCallAt: server.state.firstCallAt };
   },
 
+  /** A server and its registering app context, connected to etcd, not registered yet. */
+  async prepare({ serviceName = 'greeter' }) {
+    stampEtcdRequests();
+    const server = await startGreeterServer();
+    const instance = await openRegistration({ ...settings, registration: { serviceName, metadata: METADATA } });
+    await instance.warmConnection();
+    const ref = nextRef++;
+    instances.set(ref, { server, instance });
+    return { ref, address: server.address };
+  },
+
+  /** Registers a prepared instance; answers once its server got its first call. */
+  async join({ ref, firstCallTimeoutMs = 5_000 }) {
+    const { server, instance } = instances.get(ref);
+    const txnBefore = sentAt.txn;
+    const { startedAt, ackedAt } = await instance.register(loopbackEndpoint(server.port));
+    const putAt = sentAt.txn > txnBefore ? sentAt.txn : NaN;
+    const putAnsweredAt = sentAt.txnAnswered > txnBefore ? sentAt.txnAnswered : NaN;
+    await waitUntil(() => server.state.firstCallAt !== undefined, firstCallTimeoutMs, `a first call to ${server.address}`, 1);
+    return { address: server.address, registerAt: startedAt, putAt, putAnsweredAt, registeredAt: ackedAt, firstCallAt: server.state.firstCallAt };
+  },
+
+  /** Withdraws (lease revoked: its key goes); the server keeps serving whatever still reaches it. */
+  async leave({ ref }) {
+    const { instance } = instances.get(ref);
+    const revokeBefore = sentAt.revoke;
+    const removeAt = now();
+    await instance.registration.withdraw();
+    const removedAt = now();
+    return { removeAt, revokeAt: sentAt.revoke > revokeBefore ? sentAt.revoke : NaN, removedAt };
+  },
+
+  /** A plain put from this process (a bare etcd3 client): raw etcd propagation as the registering process sends it. */
+  async rawPut({ key, value }) {
+    rawWriter ??= new Etcd3({ hosts: settings.hosts });
+    const putAt = now();
+    await rawWriter.put(key).value(value);
+    return { sentAt: putAt, answeredAt: now() };
+  },
+
+  /** Shuts a withdrawn instance down; answers with the last call its server received. */
+  async dispose({ ref }) {
+    const { server, instance } = instances.get(ref);
+    instances.delete(ref);
+    const { lastCallAt, firstCallAt, calls } = server.state;
+    await instance.close();
+    await server.shutdown(1_000);
+    return { lastCallAt, firstCallAt, calls };
+  },
+
   async registerMany({ mode, services, portBase }) {
     if (many) throw new Error('registerMany: deregisterAll first');
     const records = services.map((serviceName, k) => ({ serviceName, host: '127.0.0.1', port: portBase + k, metadata: METADATA }));
@@ -141,9 +225,10 @@ const handlers = {
 };
 
 async function cleanup() {
-  await Promise.all([many?.withdraw(), many?.close(), ...served.map(({ close }) => close())]);
-  await Promise.all(served.map(({ server }) => server.shutdown(500)));
+  await Promise.all([many?.withdraw(), many?.close(), ...served.map(({ close }) => close()), ...[...instances.values()].map(({ instance }) => instance.close())]);
+  await Promise.all([...served, ...instances.values()].map(({ server }) => server.shutdown(500)));
   baseline?.close();
+  rawWriter?.close();
 }
 
 const ipc = serveIpc(handlers, cleanup);

@@ -19,9 +19,9 @@ export const loopbackEndpoint = (port) => ({ address: { host: '127.0.0.1', port 
  * A registering app context, not yet registered. `registration` is the module option (one
  * RegistrationOptions or an array). No drain delay: the benchmarks time the removal itself.
  */
-export async function openRegistration({ hosts, namespace = '/services', ttlSeconds = 10, registration }) {
+export async function openRegistration({ hosts, namespace = '/services', ttlSeconds = 10, keepaliveIntervalMs, registration }) {
   const app = await NestFactory.createApplicationContext(
-    EtcdDiscoveryModule.forRoot({ etcd: { hosts }, namespace, server: { ttlSeconds, drainDelayMs: 0 }, registration }),
+    EtcdDiscoveryModule.forRoot({ etcd: { hosts, keepaliveIntervalMs }, namespace, server: { ttlSeconds, drainDelayMs: 0 }, registration }),
     { logger: ['error', 'warn'] },
   );
   const etcdRegistration = app.get(EtcdRegistration);

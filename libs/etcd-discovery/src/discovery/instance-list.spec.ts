@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { MirrorEntry, MirrorSnapshot } from '../registry/prefix-mirror.js';
 import type { ServiceInstance } from './service-instance.js';
 import { AddressPolicy } from '../registry/address-policy.js';
-import { buildInstanceList, decodeEntry, diffInstances, isEmptyDiff, type DecodedEntry } from './instance-list.js';
+import type { IKeyValue } from 'etcd3';
+import { formatHostPort } from '../common/host-port.js';
+import { buildInstanceList, decodeEntry, decodeStoredEntry, diffInstances, flatHostPort, isEmptyDiff, type DecodedEntry } from './instance-list.js';
 
 const PREFIX = '/services/greeter/';
 
@@ -179,5 +181,39 @@ describe('decodeEntry', () => {
     const { instances, skipped } = buildInstanceList(new Map([[`${PREFIX}x`, { createRevision: '1', modRevision: '1', value: entry }]]));
     expect(instances).toEqual([]);
     expect(skipped.get(`${PREFIX}x`)).toMatch(/^address policy: 169\.254\.169\.254 is link-local/);
+  });
+});
+
+describe('decodeStoredEntry', () => {
+  const kv = (value: string, create = '5', mod = '5'): IKeyValue =>
+    ({ key: Buffer.from(`${PREFIX}x`), value: Buffer.from(value), create_revision: create, mod_revision: mod, version: '1', lease: '0' }) as IKeyValue;
+
+  it('is its own mirror entry: one object per record, listed as decodeEntry lists it', () => {
+    const value = '{"Addr":"10.0.0.1:1","Metadata":{"zone":"a"}}';
+    const stored = decodeStoredEntry(PREFIX, `${PREFIX}x`, kv(value), 42);
+    expect(stored.value).toBe(stored);
+    expect(stored).toMatchObject({ createRevision: '5', modRevision: '5', bytes: 42 });
+    // One string for both revisions of a record written once.
+    expect(Object.is(stored.createRevision, stored.modRevision)).toBe(true);
+    const viaDecode = buildInstanceList(new Map([[`${PREFIX}x`, { createRevision: '5', modRevision: '5', value: decodeEntry(PREFIX, `${PREFIX}x`, value) }]]));
+    expect(buildInstanceList(new Map([[`${PREFIX}x`, stored]]))).toEqual(viaDecode);
+    expect(stored.value).toMatchObject({ ok: true, id: 'x', address: { host: '10.0.0.1', port: 1 }, metadata: { zone: 'a' } });
+  });
+
+  it('keeps bad records and nested keys as decodeEntry does, skipped with their reason', () => {
+    const bad = decodeStoredEntry(PREFIX, `${PREFIX}x`, kv('{"Addr":'), 9);
+    expect(bad.value).toMatchObject({ ok: false });
+    const nested = decodeStoredEntry(PREFIX, `${PREFIX}a/b`, kv('{"Addr":"10.0.0.1:1"}'), 9);
+    const { skipped } = buildInstanceList(new Map([[`${PREFIX}x`, bad], [`${PREFIX}a/b`, nested]]));
+    expect(skipped.get(`${PREFIX}x`)).toMatch(/^invalid JSON/);
+    expect(skipped.get(`${PREFIX}a/b`)).toBe('key is not <namespace>/<service>/<instanceId>');
+  });
+});
+
+describe('flatHostPort', () => {
+  it('writes what formatHostPort writes', () => {
+    for (const address of [{ host: '10.0.0.1', port: 50051 }, { host: '::1', port: 1 }, { host: 'fe80::1', port: 65535 }, { host: 'greeter.default.svc', port: 80 }]) {
+      expect(flatHostPort(address)).toBe(formatHostPort(address));
+    }
   });
 });

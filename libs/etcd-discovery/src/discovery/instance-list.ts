@@ -1,5 +1,8 @@
+import type { IKeyValue } from 'etcd3';
+import { isIP } from 'node:net';
 import type { MirrorEntry, MirrorSnapshot } from '../registry/prefix-mirror.js';
-import { endpointKey, formatHostPort } from '../common/host-port.js';
+import type { StoredEntry } from '../registry/prefix-mirror-store.js';
+import { endpointKey, type HostPort } from '../common/host-port.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { instanceIdOf } from '../registry/registry-keys.js';
 import { decodeRecord, metadataKey, type DecodeResult } from '../registry/registry-record.codec.js';
@@ -18,27 +21,98 @@ interface PreparedEntry {
 }
 
 /**
+ * A valid record, decoded and prepared once per version: the instance clients see, plus what a rebuild
+ * checks. Address, metadata and id are read through the instance, so a record costs this object (three
+ * fields) and its instance; a client following ten thousand instances keeps ten thousand of each.
+ */
+class PreparedRecord implements PreparedEntry {
+  constructor(
+    readonly instance: ServiceInstance,
+    readonly endpoint: string,
+    readonly refusal: string | undefined,
+  ) {}
+
+  get ok(): true {
+    return true;
+  }
+
+  get address(): HostPort {
+    return this.instance;
+  }
+
+  get metadata(): Readonly<Record<string, unknown>> {
+    return this.instance.metadata;
+  }
+
+  get id(): string {
+    return this.instance.id;
+  }
+}
+
+/** A PreparedRecord that is also its mirror entry: one object per record where the mirror would keep two. */
+class StoredRecord extends PreparedRecord implements StoredEntry<DecodedEntry> {
+  constructor(
+    instance: ServiceInstance,
+    endpoint: string,
+    refusal: string | undefined,
+    readonly createRevision: string,
+    readonly modRevision: string,
+    readonly bytes: number,
+  ) {
+    super(instance, endpoint, refusal);
+  }
+
+  get value(): DecodedEntry {
+    return this;
+  }
+}
+
+/**
  * Decodes one key under `prefix` with everything a rebuild needs. The mirror keeps entries while their
  * revision is unchanged, so a write to one key costs one decode, not one per record of the service (an
  * address-policy check per record and rebuild made 9,000 records cost 120 ms per write).
  */
 export function decodeEntry(prefix: string, key: string, value: Buffer | string, policy?: AddressPolicy): DecodedEntry {
-  const decoded: DecodedEntry = { ...decodeRecord(value), id: instanceIdOf(prefix, key) };
-  const prepared = prepare(decoded, key, policy);
-  if (!prepared || !decoded.ok) return decoded;
-  // The instance has host and port: it stands in for the decoded address object (one object less per record).
-  return { ...decoded, address: prepared.instance, ...prepared };
+  const decoded = decodeRecord(value);
+  const id = instanceIdOf(prefix, key);
+  if (!decoded.ok || id === undefined) return { ...decoded, id };
+  const { instance, endpoint } = prepared(decoded.address, decoded.metadata, id, key);
+  return new PreparedRecord(instance, endpoint, policy?.refusal(instance.host));
+}
+
+/** As `decodeEntry`, returned as the mirror entry itself (see PrefixStore's EntryMaker). */
+export function decodeStoredEntry(prefix: string, key: string, kv: IKeyValue, bytes: number, policy?: AddressPolicy): StoredEntry<DecodedEntry> {
+  const createRevision = kv.create_revision;
+  // Most records are written once: one string for both revisions.
+  const modRevision = kv.mod_revision === createRevision ? createRevision : kv.mod_revision;
+  const decoded = decodeRecord(kv.value);
+  const id = instanceIdOf(prefix, key);
+  if (!decoded.ok || id === undefined) return { createRevision, modRevision, bytes, value: { ...decoded, id } };
+  const { instance, endpoint } = prepared(decoded.address, decoded.metadata, id, key);
+  return new StoredRecord(instance, endpoint, policy?.refusal(instance.host), createRevision, modRevision, bytes);
+}
+
+function prepared(hostPort: HostPort, metadata: Readonly<Record<string, unknown>>, id: string, key: string): { instance: ServiceInstance; endpoint: string } {
+  const { host, port } = hostPort;
+  const address = flatHostPort(hostPort);
+  const endpoint = endpointKey(hostPort);
+  // Thousands of records per service: keep one string where the two are equal.
+  return { instance: { id, key, address, host, port, metadata }, endpoint: endpoint === address ? address : endpoint };
+}
+
+/**
+ * What formatHostPort writes, as one flat string: a template literal of 13 characters or more is a rope in V8
+ * (a cons string over its parts, ~70 bytes kept per address instead of 32); `join` builds the text at once.
+ */
+export function flatHostPort({ host, port }: HostPort): string {
+  return isIP(host) === 6 ? ['[', host, ']:', port].join('') : [host, port].join(':');
 }
 
 function prepare(entry: DecodedEntry, key: string, policy: AddressPolicy | undefined): PreparedEntry | undefined {
   if (!entry.ok || entry.id === undefined) return undefined;
-  const { host, port } = entry.address;
-  const address = formatHostPort(entry.address);
-  const endpoint = endpointKey(entry.address);
-  const refusal = policy?.refusal(host);
-  const instance = { id: entry.id, key, address, host, port, metadata: entry.metadata };
-  // Thousands of records per service: keep one string where the two are equal, and no empty field.
-  return { ...(refusal === undefined ? {} : { refusal }), endpoint: endpoint === address ? address : endpoint, instance };
+  const { instance, endpoint } = prepared(entry.address, entry.metadata, entry.id, key);
+  const refusal = policy?.refusal(instance.host);
+  return refusal === undefined ? { endpoint, instance } : { refusal, endpoint, instance };
 }
 
 export interface InstanceListResult {

@@ -11,6 +11,14 @@ export interface MirrorCaps {
   readonly maxBytes: number;
 }
 
+const DEFAULT_CAPS: MirrorCaps = Object.freeze({ maxEntries: DEFAULT_MAX_ENTRIES, maxBytes: DEFAULT_MAX_BYTES });
+
+/** The caps a mirror's options ask for; the defaults are one shared object (a client may hold thousands of mirrors). */
+export function capsOf(options: { readonly maxEntries?: number; readonly maxBytes?: number }): MirrorCaps {
+  if (options.maxEntries === undefined && options.maxBytes === undefined) return DEFAULT_CAPS;
+  return { maxEntries: options.maxEntries ?? DEFAULT_MAX_ENTRIES, maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES };
+}
+
 /** The cap that holding `entries` keys of `bytes` value bytes would break, named for a log line; undefined if none. */
 export function brokenCap(caps: MirrorCaps, entries: number, bytes: number): string | undefined {
   if (entries > caps.maxEntries) return `maxEntries cap (${caps.maxEntries} keys)`;

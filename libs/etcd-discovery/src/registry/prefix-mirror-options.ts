@@ -27,4 +27,26 @@ export interface PrefixMirrorOptions<T> {
   readonly maxBytes?: number;
   /** Most keys per range request (default 1,000); pages get smaller when values are large. */
   readonly maxPageKeys?: number;
+  /** Another mirror of this prefix that this one takes over from: see PrefixStore's `seed`. */
+  readonly seed?: { readonly current: MirrorSnapshot<T> };
+}
+
+/** One prefix's mirror as a consumer reads it, whether a watch of its own feeds it or one shared by a namespace. */
+export interface MirrorFeed<T> {
+  /** The live state; it changes in place as events arrive: copy what you keep. */
+  readonly current: MirrorSnapshot<T>;
+  /** Why the last list failed, while etcd stays unlisted; undefined after a successful list. */
+  readonly unreachableReason: string | undefined;
+  /** When the state last matched etcd for sure: the last listing, or the last watch event applied (ms since the epoch). */
+  readonly syncedAt: number | undefined;
+  /** A watch etcd confirmed is live. */
+  readonly watching: boolean;
+  /** Listed at least once. */
+  readonly listed: boolean;
+  /** The etcd revision `current` is complete up to (0 before the first listing). */
+  readonly revision: number;
+  /** The etcd revision of the last change to `current`; a listing that changed it counts at its own revision. */
+  readonly changedAt: number;
+  start(): void;
+  stop(): void;
 }

@@ -1,21 +1,15 @@
-import { Range, type Etcd3, type IKeyValue, type IWatchResponse, type Watcher } from 'etcd3';
+import { Range, type Etcd3, type IWatchResponse, type Watcher } from 'etcd3';
 import { Backoff, errorMessage, RECOVERY_BACKOFF, sleep } from '../common/backoff.js';
 import { printable } from '../common/printable.js';
 import { telemetry } from '../telemetry/index.js';
 import { describeEtcdFailure, isCompactedError, retryDelayAfter, MAX_FAILURE_DETAIL_CHARS } from './etcd-failure.js';
-import { brokenCap, CapWarning, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, type MirrorCaps } from './mirror-caps.js';
-import { OverlongKeys } from './overlong-keys.js';
+import { capsOf } from './mirror-caps.js';
 import { PageSizer, rangePages, type RangeScope } from './paged-range.js';
-import type { MirrorEntry, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
+import type { MirrorFeed, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
+import { entriesOf, lastEventRevision, PrefixStore } from './prefix-mirror-store.js';
 import { awaitConfirmation } from './watch-confirmation.js';
 
-export type { MirrorEntry, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
-
-/** What the mirror stores per key: the entry consumers see, plus its raw size for `maxBytes`. */
-interface StoredEntry<T> extends MirrorEntry<T> {
-  readonly bytes: number;
-}
-type Store<T> = Map<string, StoredEntry<T>>;
+export type { MirrorEntry, MirrorFeed, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
 
 /** A watch that lived this long before dying counts as healthy: the next resync starts fast. */
 const HEALTHY_WATCH_MS = 5_000;
@@ -35,17 +29,15 @@ const ROOM_FREED = 'room freed under a cap';
  * later tick, which kills the process. Watch events change the state in place and hand consumers the
  * live map: copying 9,000 entries per write made a writer's rate alone saturate a client.
  */
-export class PrefixMirror<T> {
+export class PrefixMirror<T> implements MirrorFeed<T> {
   /** What etcd holds as far as we know (within the caps). */
-  private state: Store<T> = new Map();
+  private readonly store: PrefixStore<T>;
   /** Events of a revision etcd split into fragments, applied with the last one (a torn revision never shows). */
   private fragments?: IWatchResponse['events'];
-  private stateBytes = 0;
   private published = false;
-  private capped = false;
   private rejecting = false;
-  /** Keys whose decode threw; shared and empty until one does (a client may mirror thousands of prefixes). */
-  private undecodable: Set<string> = NONE;
+  private revisionNow = 0;
+  private changedAtRevision = 0;
   private readonly abort = new AbortController();
   private running?: Promise<void>;
   private watcher?: Watcher;
@@ -54,27 +46,34 @@ export class PrefixMirror<T> {
   private lastListError?: string;
   private syncedAtMs?: number;
   private confirmedWatch?: Watcher;
-  private readonly caps: MirrorCaps;
-  private readonly capWarning: CapWarning;
   private readonly sizer: PageSizer;
   private readonly scope: RangeScope;
-  private readonly overlong: OverlongKeys;
 
   constructor(
     private readonly client: Etcd3,
     private readonly options: PrefixMirrorOptions<T>,
   ) {
-    this.caps = { maxEntries: options.maxEntries ?? DEFAULT_MAX_ENTRIES, maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES };
-    this.capWarning = new CapWarning(options.prefix, options.logger);
+    this.store = new PrefixStore<T>(options.prefix, entriesOf(options.decode), capsOf(options), options.logger, options.seed);
     this.sizer = new PageSizer(options.maxPageKeys ?? DEFAULT_MAX_PAGE_KEYS);
-    this.overlong = new OverlongKeys(options.prefix, options.logger);
     const range = Range.prefix(options.prefix);
     this.scope = options.exactKey ? { key: Buffer.from(options.prefix) } : { key: range.start, end: range.end };
   }
 
   /** The live state; it changes in place as events arrive: copy what you keep. */
   get current(): MirrorSnapshot<T> {
-    return this.state;
+    return this.store.current;
+  }
+
+  get listed(): boolean {
+    return this.published;
+  }
+
+  get revision(): number {
+    return this.revisionNow;
+  }
+
+  get changedAt(): number {
+    return this.changedAtRevision;
   }
 
   /** Why the last list failed (see `describeEtcdFailure`), while etcd stays unlisted; undefined after a successful list. */
@@ -141,33 +140,21 @@ export class PrefixMirror<T> {
   }
 
   private async listOnce(): Promise<number> {
-    const next: Store<T> = new Map();
-    const failing = new Set<string>();
-    let bytes = 0;
-    let broken: string | undefined;
+    const listing = this.store.listing();
     let revision = '0';
+    let full = false;
     for await (const page of rangePages(this.client, this.scope, this.sizer)) {
       revision = page.revision;
       for (const kv of page.kvs) {
-        if (this.overlong.refuses(kv.key)) continue;
-        broken = brokenCap(this.caps, next.size + 1, bytes + kv.key.length + kv.value.length);
-        if (broken) break;
-        const key = kv.key.toString();
-        const entry = this.entryFor(key, kv, this.state.get(key), failing);
-        if (!entry) continue;
-        next.set(key, entry);
-        bytes += entry.bytes;
+        full = !listing.add(kv);
+        if (full) break;
       }
-      if (broken || this.abort.signal.aborted) break;
+      if (full || this.abort.signal.aborted) break;
     }
     if (this.abort.signal.aborted) return Number(revision);
-    const changed = !this.published || !sameEntries(this.state, next);
-    this.state = next;
-    this.stateBytes = bytes;
-    this.undecodable = failing.size > 0 ? failing : NONE;
-    this.capped = broken !== undefined;
-    if (broken) this.capWarning.crossed(broken);
-    else this.capWarning.cleared();
+    const changed = listing.finish() || !this.published;
+    this.revisionNow = Math.max(this.revisionNow, Number(revision));
+    if (changed) this.changedAtRevision = Number(revision);
     this.lastListError = undefined;
     this.syncedAtMs = Date.now();
     if (changed) this.publish();
@@ -225,67 +212,17 @@ export class PrefixMirror<T> {
       this.fragments = undefined;
       if (events.length === 0) return;
       this.syncedAtMs = Date.now();
-      const state = this.state;
-      const sizeBefore = state.size;
-      const bytesBefore = this.stateBytes;
-      let bytes = bytesBefore;
-      let changed = false;
-      let unknownDeleted = false;
-      let broken: string | undefined;
-      for (const event of events) {
-        if (this.overlong.refuses(event.kv.key)) continue;
-        const key = event.kv.key.toString();
-        const old = state.get(key);
-        if (old) {
-          state.delete(key);
-          bytes -= old.bytes;
-          changed = true;
-        }
-        if (event.type === 'Delete') {
-          unknownDeleted ||= !old && !this.undecodable.has(key);
-          this.undecodable.delete(key);
-          continue;
-        }
-        const cap = brokenCap(this.caps, state.size + 1, bytes + event.kv.key.length + event.kv.value.length);
-        if (cap) broken = cap;
-        const entry = cap ? undefined : this.entryFor(key, event.kv, undefined, this.undecodable);
-        if (!entry) continue;
-        state.set(key, entry);
-        bytes += entry.bytes;
-        changed = true;
+      const revision = lastEventRevision(events);
+      this.revisionNow = Math.max(this.revisionNow, revision);
+      const { changed, roomFreed } = this.store.apply(events);
+      if (changed) {
+        this.changedAtRevision = revision;
+        this.publish();
       }
-      // A deleted key we never stored is, while over a cap, most likely one the cap left out.
-      const freed = unknownDeleted || state.size < sizeBefore || bytes < bytesBefore;
-      this.stateBytes = bytes;
-      if (broken) {
-        this.capped = true;
-        this.capWarning.crossed(broken);
-      }
-      if (changed) this.publish();
       // Keys a cap left out were never stored: a listing is the only way to take them in now.
-      if (this.capped && freed) this.endWatch?.(ROOM_FREED);
+      if (roomFreed) this.endWatch?.(ROOM_FREED);
     } catch (error) {
       this.options.logger.error(`failed to apply a watch event on ${this.options.prefix}: ${printable(errorMessage(error), MAX_FAILURE_DETAIL_CHARS)}`);
-    }
-  }
-
-  /** The stored entry for `kv` (the known one if unchanged); undefined if `decode` throws. */
-  private entryFor(key: string, kv: IKeyValue, known: StoredEntry<T> | undefined, failing: Set<string>): StoredEntry<T> | undefined {
-    if (known?.modRevision === kv.mod_revision) return known;
-    try {
-      const value = this.options.decode(key, kv);
-      failing.delete(key);
-      return { createRevision: kv.create_revision, modRevision: kv.mod_revision, value, bytes: kv.key.length + kv.value.length };
-    } catch (error) {
-      if (!this.undecodable.has(key)) {
-        this.options.logger.warn(`${this.options.prefix}: skipping ${printable(key)}: ${printable(errorMessage(error))}`);
-      }
-      if (failing === NONE) {
-        failing = new Set();
-        this.undecodable = failing;
-      }
-      failing.add(key);
-      return undefined;
     }
   }
 
@@ -296,7 +233,7 @@ export class PrefixMirror<T> {
   private publish(): void {
     this.published = true;
     try {
-      this.options.onChange(this.state);
+      this.options.onChange(this.store.current);
     } catch (error) {
       if (!this.rejecting) {
         const reason = printable(errorMessage(error), MAX_FAILURE_DETAIL_CHARS);
@@ -339,15 +276,4 @@ export class PrefixMirror<T> {
     this.troubled = true;
     this.options.logger.warn(message);
   }
-}
-
-/** The empty key set every mirror starts with; never added to (see entryFor). */
-const NONE: Set<string> = new Set();
-
-function sameEntries<T>(a: MirrorSnapshot<T>, b: MirrorSnapshot<T>): boolean {
-  if (a.size !== b.size) return false;
-  for (const [key, entry] of a) {
-    if (b.get(key)?.modRevision !== entry.modRevision) return false;
-  }
-  return true;
 }
