@@ -1,15 +1,17 @@
-// Renders docs/benchmarks.md and docs/charts/*.svg from bench/results/*.json (vega-lite -> vega -> SVG,
-// no browser). Run by bench/run.mjs after the benchmarks; `node bench/report.mjs` re-renders alone.
+// Renders docs/benchmarks.md and docs/charts/*.svg from docs/results/*.json, the last result of each
+// benchmark (bench/lib/recorded-results.mjs), with vega-lite -> vega -> SVG (no browser). Run by
+// bench/run.mjs after the benchmarks; `node bench/report.mjs` re-renders alone.
 // Everything in those files comes from the JSON: they are never edited by hand.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
-import { RESULTS_DIR, ROOT } from './lib/common.mjs';
+import { ROOT } from './lib/common.mjs';
+import { recordedResults } from './lib/recorded-results.mjs';
 
 const DOCS = `${ROOT}docs`;
 const CHARTS = `${DOCS}/charts`;
-const ORDER = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing'];
+const ORDER = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing', 'proxy'];
 
 async function svg(spec) {
   const compiled = vegaLite.compile({ $schema: 'https://vega.github.io/schema/vega-lite/v6.json', background: 'white', config: { legend: { labelLimit: 400 }, axis: { labelLimit: 300 } }, ...spec }, { logger: quietLogger }).spec;
@@ -164,28 +166,32 @@ const sections = {
   },
 
   async balancing(r) {
-    const names = { roundRobin: 'round robin', p2c: 'p2c_ewma' };
-    const loads = [[`closed loop, concurrency ${r.details.concurrency}`, r.details.pooled]];
-    if (r.details.paced) loads.push([`paced ${r.details.paced.ratePerSec}/s`, r.details.paced.summaries]);
-    const latency = loads.flatMap(([load, pooled]) => Object.entries(pooled).flatMap(([n, v]) => ['p50', 'p99'].map((q) => ({ load, policy: names[n], percentile: q, ms: v[q] }))));
-    const share = loads.flatMap(([load, pooled]) => Object.entries(pooled).map(([n, v]) => ({ load, policy: names[n], share: v.slowShare })));
-    const color = { field: 'policy', type: 'nominal', title: null, legend: { orient: 'bottom' } };
+    const d = r.details;
+    const names = { roundRobin: 'round robin', p2c: 'p2c_ewma', allFast: 'all-fast pool (round robin)', twoFast: 'p2c_ewma, two fast servers only' };
+    const color = { field: 'policy', type: 'nominal', title: null, sort: Object.values(names), legend: { orient: 'bottom', columns: 2 } };
+    const at = (point) => `${Math.round(point.load * 100)} % (${point.ratePerSec}/s)`;
+    const latency = d.points.flatMap((point) => Object.entries(point.policies).map(([n, v]) => ({ load: at(point), policy: names[n], ms: v.p99 })));
+    const share = d.points.flatMap((point) => ['roundRobin', 'p2c'].map((n) => ({ load: at(point), policy: names[n], share: point.policies[n].slowShare })));
+    const x = { field: 'load', type: 'nominal', title: 'offered load (share of the all-fast pool\'s capacity)', sort: null, axis: { labelAngle: 0 } };
     const chart = await svg({
       hconcat: [
-        { title: 'Latency (ms)', data: { values: latency }, facet: { column: { field: 'load', type: 'nominal', title: null } },
-          spec: { width: 150, height: 200, mark: 'bar', encoding: { x: { field: 'percentile', type: 'nominal', title: null, axis: { labelAngle: 0 } }, xOffset: { field: 'policy' }, y: { field: 'ms', type: 'quantitative' }, color } } },
-        { title: `Calls on the slow (+${r.details.slowMs} ms) server`, data: { values: share }, width: 320, height: 200, mark: 'bar',
-          encoding: { x: { field: 'load', type: 'nominal', title: null, axis: { labelAngle: 0 } }, xOffset: { field: 'policy' }, y: { field: 'share', type: 'quantitative', axis: { format: '%' }, title: null }, color } },
+        { title: 'p99 latency from the scheduled start (ms)', data: { values: latency }, width: 380, height: 220, mark: 'bar',
+          encoding: { x, xOffset: { field: 'policy', sort: Object.values(names) }, y: { field: 'ms', type: 'quantitative', title: null }, color } },
+        { title: `Calls on the slow (+${d.slowMs} ms) server`, data: { values: share }, width: 260, height: 220, mark: 'bar',
+          encoding: { x, xOffset: { field: 'policy', sort: Object.values(names) }, y: { field: 'share', type: 'quantitative', axis: { format: '%' }, title: null }, color } },
       ],
     });
-    const p = r.details.paced;
     return {
       chart,
       text: [
-        `One process: three Greeter servers registered by the library, one slow (+${r.details.slowMs} ms); ${r.details.calls} calls per policy at concurrency ${r.details.concurrency} through ClientFactory, in alternating rounds.`,
-        headlineTable(r, ['rrP99Ms', 'p2cP99Ms', 'p99Ratio', 'slowShareRR', 'slowShareP2c', 'rrP50Ms', 'p2cP50Ms', 'throughputRatio', 'failedCalls']),
-        ...(p ? [`Supplementary, below saturation: the same servers and clients, ${p.callsPerPolicy} calls per policy paced at ${p.ratePerSec}/s (at most ${r.details.concurrency} in flight).`,
-          table(['paced', 'calls', 'p50 ms', 'p99 ms', 'slow share'], Object.entries(p.summaries).map(([n, v]) => [names[n], v.count, v.p50, v.p99, v.slowShare]))] : []),
+        `Three Greeter servers, each in its own process and registered in etcd through the package, each serving one call at a time in ${d.serviceMs} ms ` +
+          `(capacity ${Math.round(1000 / d.serviceMs)}/s each); one answers ${d.slowMs} ms later without serving fewer calls per second. A client process (ClientFactory) found the all-fast pool's capacity ` +
+          `(closed-loop ramp: ${d.capacity.perSec} calls/s, nominal ${d.capacity.nominalPerSec}), then started calls at Poisson arrival times at ${d.points.map((point) => `${Math.round(point.load * 100)} %`).join(', ')} of it, ` +
+          `timing each from its scheduled start; ${d.callsPerPoint} calls per policy per point in ${d.groups} rounds of rotating order. The all-fast pool is the same three servers with the delay switched off.`,
+        headlineTable(r, ['rrP99Ms', 'p2cP99Ms', 'allFastP99Ms', 'twoFastP99Ms', 'p99Ratio', 'p99OverAllFast', 'slowShareRR', 'slowShareP2c', 'rrP50Ms', 'p2cP50Ms', 'callsPerPolicy', 'failedCalls', 'capacityPerSec', 'clientCpuShareMax', 'clientDispatchLateP99Ms']),
+        table(['load', 'policy', 'calls', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'slow share', 'failed', 'client CPU (max)'],
+          d.points.flatMap((point) => Object.entries(point.policies).map(([n, v]) => [at(point), names[n], v.count, v.p50, v.p90, v.p99, v.p999, v.slowShare, v.failed, v.generator.cpuShareMax]))),
+        table(['capacity ramp: concurrency', 'calls/s', 'p50 ms', 'p99 ms'], d.capacity.ramp.map((step) => [step.concurrency, step.perSec, step.p50, step.p99])),
       ],
     };
   },
@@ -220,6 +226,50 @@ const sections = {
       ],
     };
   },
+
+  async proxy(r) {
+    const d = r.details;
+    const watchers = [
+      { clients: `through one grpc-proxy`, watchers: r.upstreamWatchers },
+      { clients: 'direct to etcd', watchers: r.directWatchers },
+    ];
+    const lags = [['through the proxy', d.viaProxy.lag], ['direct to etcd', d.direct.lag], ['bare watcher on etcd', d.viaProxy.rawLag]]
+      .flatMap(([path, s]) => ['p50', 'p90', 'p99'].map((q) => ({ path, percentile: q, ms: s[q] })));
+    const chart = await svg({
+      hconcat: [
+        { title: `Watchers in etcd for ${r.clients} clients x ${r.services} services`, data: { values: watchers }, width: 200, height: 200, mark: 'bar',
+          encoding: { x: { field: 'clients', type: 'nominal', title: null, axis: { labelAngle: 0 } }, y: { field: 'watchers', type: 'quantitative', title: null }, color: { field: 'clients', legend: null } } },
+        { title: 'Change written -> seen by a client (ms)', data: { values: lags }, width: 260, height: 200, mark: 'bar',
+          encoding: { x: { field: 'percentile', type: 'nominal', title: null, axis: { labelAngle: 0 } }, xOffset: { field: 'path' }, y: { field: 'ms', type: 'quantitative', title: null },
+            color: { field: 'path', type: 'nominal', title: null, legend: { orient: 'bottom' } } } },
+      ],
+    });
+    return {
+      chart,
+      text: [
+        `${r.clients} client processes (Nest application contexts with EtcdDiscoveryModule, hosts = the proxy) follow ${r.services} services through ClientFactory.instances() and one \`etcd grpc-proxy start --endpoints=<etcd> --listen-addr=127.0.0.1:<port>\`; ` +
+          `${d.instancesPerService} registrant processes register one instance of every service through the same proxy (one lease each, TTL ${d.ttlSeconds} s). ` +
+          `${d.viaProxy.changes} record changes are written to etcd; then the same processes follow etcd directly and see ${d.direct.changes} more (the baseline).`,
+        headlineTable(r, ['clients', 'services', 'upstreamWatchers', 'directWatchers', 'etcdctlWatchesUpstreamWatchers', 'propagationP50Ms', 'propagationP99Ms', 'directPropagationP99Ms', 'rawWatchP99Ms', 'missedChanges', 'failedCalls']),
+        table(['fan-out and cost', 'value'], [
+          ['client watches per watcher in etcd', d.fanOut.watchersPerUpstream],
+          ['etcd bytes sent per change, through the proxy / direct', `${d.fanOut.etcdSentBytesPerChangeViaProxy} / ${d.fanOut.etcdSentBytesPerChangeDirect}`],
+          ['proxy CPU per delivered event (ms)', d.fanOut.proxyCpuMsPerDeliveredEvent],
+          ['proxy RSS per client (bytes)', d.fanOut.proxyRssBytesPerClient],
+          ['slowest client per change, p99 (ms)', d.viaProxy.everyClient.p99],
+        ]),
+        table(['lease of a registrant (TTL ' + d.ttlSeconds + ' s): signal -> key deleted (ms)', 'behind the proxy', 'on etcd directly'], [
+          ['frozen (SIGSTOP: connection stays open)', d.leaseExpiry.proxyFrozenMs, d.leaseExpiry.etcdFrozenMs],
+          ['killed (SIGKILL: connection closes)', d.leaseExpiry.proxyKilledMs, d.leaseExpiry.etcdKilledMs],
+        ]),
+        table(['one registry record in etcd', 'bytes'], [
+          ['key + value', d.storage.recordBytes],
+          ['db in use (etcd_mvcc_db_total_size_in_use_in_bytes)', d.storage.dbInUseBytesPerRecord],
+          ['etcd RSS growth (coarse)', d.storage.etcdRssBytesPerRecord],
+        ]),
+      ],
+    };
+  },
 };
 
 const TITLES = {
@@ -227,26 +277,29 @@ const TITLES = {
   propagation: '2. Propagation: how fast a new or removed instance shows up',
   scale: '3. Scale: 1,000 instances, cold discovery, churn',
   registration: '4. Registration: what it costs etcd',
-  balancing: '5. Balancing: round robin vs p2c_ewma with one slow instance',
+  balancing: '5. Balancing: round robin vs p2c_ewma with one slow instance, open loop',
   routing: '6. Routing: consistent hashing, subsetting, per-request routes',
+  proxy: '7. Many clients through etcd\'s gRPC proxy',
 };
 
 export async function renderReport() {
   mkdirSync(CHARTS, { recursive: true });
-  const results = ORDER.filter((name) => existsSync(`${RESULTS_DIR}/${name}.json`)).map((name) => JSON.parse(readFileSync(`${RESULTS_DIR}/${name}.json`, 'utf8')));
+  const results = recordedResults(ORDER);
   const written = [];
   const lines = [
     '# Benchmarks',
     '',
-    '<!-- Generated by `npm run bench` (bench/report.mjs) from bench/results/*.json. Do not edit by hand. -->',
+    '<!-- Generated by `npm run bench` (bench/report.mjs) from docs/results/*.json. Do not edit by hand. -->',
     '',
     'Every figure below was measured by `npm run bench` (one benchmark: `npm run bench -- NAME`, names: ' + ORDER.join(', ') + '). ' +
       'Each benchmark starts its own etcd on loopback and its own processes, and compares against a baseline measured in the same run ' +
-      '(alternating rounds, medians of ratios): the machine is shared and noisy, so absolute times vary from run to run; the ratios and the baselines beside them are the result.',
+      '(alternating rounds, medians of ratios): the machine is shared and noisy, so absolute times vary from run to run; the ratios and the baselines beside them are the result. ' +
+      'Each section is that benchmark\'s last recorded run (`docs/results/NAME.json`, written when the benchmark succeeds): running one benchmark replaces its own section only.',
     '',
   ];
   if (results.length > 0) {
-    const m = results.at(-1).machine;
+    // The newest run's machine; the table below dates every section.
+    const m = results.reduce((a, b) => (a.machine.date >= b.machine.date ? a : b)).machine;
     lines.push('## Machine and versions', '', table(['', ''], [
       ['CPU', `${m.cpu} (${m.cores} cores)`], ['memory', `${m.memoryGiB} GiB`], ['node', m.node], ['etcd', m.etcd],
       ...Object.entries(m.versions).map(([name, version]) => [name, version]),
@@ -263,7 +316,7 @@ export async function renderReport() {
     lines.push(`## ${TITLES[r.benchmark]}`, '', ...text.flatMap((t) => [t, '']), 'Goals:', '', goalsTable(r.goals), '',
       `![${r.benchmark}](charts/${r.benchmark}.svg)`, '');
     if (r.notes.length > 0) lines.push(...r.notes.map((n) => `- ${n}`), '');
-    lines.push(`Raw result: \`bench/results/${r.benchmark}.json\` (run ${r.machine.date}).`, '');
+    lines.push(`Raw result: \`docs/results/${r.benchmark}.json\` (run ${r.machine.date}).`, '');
   }
   writeFileSync(`${DOCS}/benchmarks.md`, lines.join('\n'));
   written.unshift('docs/benchmarks.md');

@@ -11,7 +11,7 @@ import { renderReport } from './report.mjs';
 import { renderScaling } from './scaling.mjs';
 
 const BENCHMARKS = ['overhead', 'propagation', 'scale', 'registration', 'balancing', 'routing', 'proxy'];
-const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 180_000);
+const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 300_000);
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const unknown = requested.filter((name) => !BENCHMARKS.includes(name));

@@ -51,7 +51,7 @@ export function printTable(title, rows) {
 
 /** A goal as data: `value op target`, met or not. */
 export function goal(description, value, op, target) {
-  const met = op === '>=' ? value >= target : op === '<=' ? value <= target : value === target;
+  const met = op === '>=' ? value >= target : op === '<=' ? value <= target : op === '<' ? value < target : op === '>' ? value > target : value === target;
   return { description, value, op, target, met };
 }
 

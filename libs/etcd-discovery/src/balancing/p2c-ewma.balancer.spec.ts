@@ -60,16 +60,23 @@ describe('pickP2c', () => {
     ['b', 'c', 'c'],
     ['c', 'a', 'a'],
   ])('of the pair %s, %s takes the lower load (%s), never one not drawn', (first, second, expected) => {
-    // Loads: a 1000 (1 ms), b 10000 (100 ms), c ~3162 (10 ms).
+    // Loads (lag in ns + 1, nothing in flight): a ~1e6 (1 ms), b ~1e8 (100 ms), c ~1e7 (10 ms).
     const pool = [candidate('a', { lagMs: 1 }), candidate('b', { lagMs: 100 }), candidate('c', { lagMs: 10 })];
     const index = (key: string): number => pool.findIndex((c) => c.key === key);
     expect(pickP2c(pool, NOW, drawing(3, [index(first), index(second)])).key).toBe(expected);
   });
 
   it('counts calls in flight: a fast endpoint with a long queue loses to a slower idle one', () => {
-    // a: 1000 * 201; b: 2000 * 1.
+    // a: 1 ms x 201; b: 4 ms x 1.
     const pool = [candidate('a', { lagMs: 1, inflight: 200 }), candidate('b', { lagMs: 4 })];
     expect(pickP2c(pool, NOW, drawing(2, [0, 1])).key).toBe('b');
+  });
+
+  it('weighs latency linearly: 8 calls queued at 2 ms (18 ms) beat an idle endpoint at 22 ms, 11 queued (24 ms) do not', () => {
+    // With go-zero's sqrt(latency) the idle 22 ms endpoint would win from 3 queued calls on: sqrt(22) < 4 x sqrt(2).
+    const idleSlow = candidate('slow', { lagMs: 22 });
+    expect(pickP2c([candidate('fast', { lagMs: 2, inflight: 8 }), idleSlow], NOW, drawing(2, [0, 1])).key).toBe('fast');
+    expect(pickP2c([candidate('fast', { lagMs: 2, inflight: 11 }), idleSlow], NOW, drawing(2, [0, 1])).key).toBe('slow');
   });
 
   it('marks only the picked endpoint as picked now', () => {

@@ -78,10 +78,11 @@ class P2cPicker implements experimental.Picker {
 }
 
 /**
- * Least-loaded balancing by power of two choices with latency EWMA. Improves on go-zero's in two
- * ways: statistics survive membership updates (go-zero rebuilds them on every update, so a busy
- * endpoint looks idle after any change), and UNAVAILABLE ejects an endpoint at once (go-zero waits
- * for a time-decayed success score to fall, which under heavy traffic takes thousands of calls).
+ * Least-loaded balancing by power of two choices with latency EWMA. Improves on go-zero's in three
+ * ways: the load is linear in the latency (EndpointStats.load()), statistics survive membership updates
+ * (go-zero rebuilds them on every update, so a busy endpoint looks idle after any change), and
+ * UNAVAILABLE ejects an endpoint at once (go-zero waits for a time-decayed success score to fall, which
+ * under heavy traffic takes thousands of calls).
  */
 export class P2cEwmaBalancer extends EndpointSetBalancer {
   private readonly stats = new Map<string, EndpointStats>();
