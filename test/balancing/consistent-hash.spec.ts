@@ -5,8 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClientFactory } from '../../libs/etcd-discovery/src/client/client-factory.js';
 import type { DiscoveredClientOptions } from '../../libs/etcd-discovery/src/client/discovered-client-options.interface.js';
-import { balancingFixture, GREETER_PROTO_PATH, instanceOf, SERVICE, summarize, warmUp, type CallOutcome, type GreeterClient } from '../support/grpc-servers.js';
-import { callWithMetadata } from '../support/metadata-calls.js';
+import { backgroundLoad, balancingFixture, callWithMetadata, GREETER_PROTO_PATH, type GreeterClient, instanceOf, SERVICE, summarize, warmUp } from '../support/grpc-servers.js';
 import { seededRandom } from '../support/seeded-random.js';
 import { sleep, waitFor } from '../support/wait.js';
 
@@ -28,22 +27,10 @@ async function ownerByKey(client: GreeterClient, keys: readonly string[]): Promi
 
 /** `concurrency` callers, each with the next key from `nextKey`, until `stop()`. */
 function keyedLoad(client: GreeterClient, concurrency: number, nextKey: () => string) {
-  const outcomes: { key: string; outcome: CallOutcome }[] = [];
-  let running = true;
-  const workers = Array.from({ length: concurrency }, async () => {
-    while (running) {
-      const key = nextKey();
-      outcomes.push({ key, outcome: await callWithMetadata(client, { 'x-user': key }) });
-    }
+  return backgroundLoad(client, concurrency, async () => {
+    const key = nextKey();
+    return { key, outcome: await callWithMetadata(client, { 'x-user': key }) };
   });
-  return {
-    outcomes,
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-      return outcomes;
-    },
-  };
 }
 
 function clientOf(factory: ClientFactory): GreeterClient {

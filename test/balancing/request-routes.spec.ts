@@ -4,8 +4,7 @@
 import { status as Status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import type { LoadBalancingPolicy } from '../../libs/etcd-discovery/src/client/service-config.js';
-import { balancingFixture, firstReply, instanceOf, summarize, type CallOutcome } from '../support/grpc-servers.js';
-import { callWithMetadata } from '../support/metadata-calls.js';
+import { balancingFixture, type CallOutcome, callWithMetadata, firstReply, instanceOf, summarize } from '../support/grpc-servers.js';
 import { sleep } from '../support/wait.js';
 
 const fx = balancingFixture();

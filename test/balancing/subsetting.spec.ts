@@ -6,8 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { subsetOf } from '../../libs/etcd-discovery/src/balancing/subset.js';
 import type { ServiceInstance } from '../../libs/etcd-discovery/src/discovery/service-instance.js';
 import { serverConnectionsByPort } from '../support/channelz.js';
-import { backgroundLoad, balancingFixture, firstReply, instanceOf, runLoad, summarize, type GreeterServer } from '../support/grpc-servers.js';
-import { callWithMetadata } from '../support/metadata-calls.js';
+import { backgroundLoad, balancingFixture, callWithMetadata, firstReply, type GreeterServer, instanceOf, runLoad, summarize } from '../support/grpc-servers.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const fx = balancingFixture();

@@ -140,11 +140,13 @@ export type CallOutcome =
   | { readonly ok: true; readonly port: number; readonly at: number; readonly ms: number }
   | { readonly ok: false; readonly code: Status; readonly details: string; readonly at: number; readonly ms: number };
 
-/** One SayHello; never throws. `at` is performance.now() when it ended. */
-export async function callOnce(client: GreeterClient, deadlineMs = 5_000): Promise<CallOutcome> {
+/** One SayHello, with `entries` as call metadata (routing headers, hash keys); never throws. `at` is performance.now() when it ended. */
+export async function callOnce(client: GreeterClient, deadlineMs = 5_000, entries: Readonly<Record<string, string>> = {}): Promise<CallOutcome> {
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(entries)) metadata.set(key, value);
   const startedAt = performance.now();
   try {
-    const reply = await firstValueFrom(client.sayHello({ name: 'test' }, new Metadata(), { deadline: Date.now() + deadlineMs }));
+    const reply = await firstValueFrom(client.sayHello({ name: 'test' }, metadata, { deadline: Date.now() + deadlineMs }));
     const at = performance.now();
     return { ok: true, port: Number(reply.address), at, ms: at - startedAt };
   } catch (error) {
@@ -173,12 +175,24 @@ export async function warmUp(client: GreeterClient, servers: readonly GreeterSer
   );
 }
 
-/** `concurrency` callers, each starting its next call when the last one ends, until `stop()`; every outcome kept. */
-export function backgroundLoad(client: GreeterClient, concurrency: number): { readonly outcomes: CallOutcome[]; stop(): Promise<CallOutcome[]> } {
-  const outcomes: CallOutcome[] = [];
+/** One SayHello with call metadata; never throws. */
+export function callWithMetadata(client: GreeterClient, entries: Readonly<Record<string, string>>, deadlineMs = 5_000): Promise<CallOutcome> {
+  return callOnce(client, deadlineMs, entries);
+}
+
+/**
+ * `concurrency` callers, each starting its next call when the last one ends, until `stop()`; every outcome kept.
+ * `call` makes one call (default: a plain SayHello), e.g. one carrying a key and returning it with the outcome.
+ */
+export function backgroundLoad<T = CallOutcome>(
+  client: GreeterClient,
+  concurrency: number,
+  call: () => Promise<T> = () => callOnce(client) as Promise<T>,
+): { readonly outcomes: T[]; stop(): Promise<T[]> } {
+  const outcomes: T[] = [];
   let running = true;
   const workers = Array.from({ length: concurrency }, async () => {
-    while (running) outcomes.push(await callOnce(client));
+    while (running) outcomes.push(await call());
   });
   return {
     outcomes,
