@@ -9,6 +9,7 @@ import { PageSizer, rangePages } from './paged-range.js';
 import type { MirrorFeed, MirrorSnapshot } from './prefix-mirror-options.js';
 import { lastEventRevision, PrefixStore, type EntryMaker, type MirrorSource, type StoreListing, type WatchEvent } from './prefix-mirror-store.js';
 import { awaitConfirmation } from './watch-confirmation.js';
+import { discardWatcher } from './discard-watcher.js';
 
 /** A watch that lived this long before dying counts as healthy: the next resync starts fast. */
 const HEALTHY_WATCH_MS = 5_000;
@@ -396,14 +397,7 @@ export class PrefixMirrorSet<T> {
     const watcher = this.watcher;
     this.watcher = undefined;
     this.confirmed = false;
-    if (!watcher) return;
-    watcher.removeAllListeners();
-    watcher.on('error', () => undefined);
-    try {
-      watcher.cancel().catch(() => undefined);
-    } catch {
-      // etcd3 throws synchronously when its stream is between states; the watcher is gone either way.
-    }
+    if (watcher) discardWatcher(watcher);
   }
 
   private trouble(message: string): void {

@@ -8,6 +8,7 @@ import { PageSizer, rangePages, type RangeScope } from './paged-range.js';
 import type { MirrorFeed, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
 import { entriesOf, lastEventRevision, PrefixStore } from './prefix-mirror-store.js';
 import { awaitConfirmation } from './watch-confirmation.js';
+import { discardWatcher } from './discard-watcher.js';
 
 export type { MirrorEntry, MirrorFeed, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
 
@@ -261,14 +262,7 @@ export class PrefixMirror<T> implements MirrorFeed<T> {
   private dropWatcher(): void {
     const watcher = this.watcher;
     this.watcher = undefined;
-    if (!watcher) return;
-    watcher.removeAllListeners();
-    watcher.on('error', () => undefined);
-    try {
-      watcher.cancel().catch(() => undefined);
-    } catch {
-      // etcd3 throws synchronously when its stream is between states; the watcher is gone either way.
-    }
+    if (watcher) discardWatcher(watcher);
   }
 
   private trouble(message: string): void {
