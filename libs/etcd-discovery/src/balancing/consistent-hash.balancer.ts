@@ -1,6 +1,6 @@
 import { experimental, logVerbosity } from '@grpc/grpc-js';
 import { EndpointSetBalancer, type ReadyEndpoint } from './endpoint-set.balancer.js';
-import { hash32, HashRing } from './hash-ring.js';
+import { hash32, HashRing, type RingMember } from './hash-ring.js';
 
 const TRACER_NAME = 'consistent_hash';
 export const CONSISTENT_HASH_POLICY = 'nestjs_consistent_hash';
@@ -64,19 +64,27 @@ class InflightLoads {
 
 class ConsistentHashPicker implements experimental.Picker {
   private next = 0;
+  private readonly byKey: ReadonlyMap<string, ReadyEndpoint>;
 
   constructor(
-    private readonly ring: HashRing<ReadyEndpoint>,
+    /** Over every member, connected or not: rebuilt when membership changes, not when a connection does. */
+    private readonly ring: HashRing<RingMember>,
+    private readonly ready: readonly ReadyEndpoint[],
     private readonly config: ConsistentHashConfig,
     private readonly loads: InflightLoads,
-  ) {}
+  ) {
+    this.byKey = new Map(ready.map((endpoint) => [endpoint.key, endpoint]));
+  }
 
   pick(args: experimental.PickArgs): experimental.PickResult {
     const value = args.metadata.get(this.config.hashKey)[0];
-    const chosen =
+    const hashed =
       typeof value === 'string'
-        ? this.ring.pick(hash32(value), this.config.balanceFactor, this.loads.total, (member) => this.loads.of(member.key))
-        : this.ring.members[this.next++ % this.ring.members.length];
+        ? this.ring.pickAmong(hash32(value), this.config.balanceFactor, this.loads.total, this.byKey.size, (member) =>
+            this.byKey.has(member.key) ? this.loads.of(member.key) : undefined,
+          )
+        : undefined;
+    const chosen = hashed ? this.byKey.get(hashed.key)! : this.ready[this.next++ % this.ready.length];
     const result = chosen.picker.pick(args);
     if (result.pickResultType !== experimental.PickResultType.COMPLETE) return result;
     chosen.metrics.picked();
@@ -108,6 +116,8 @@ class ConsistentHashPicker implements experimental.Picker {
 export class ConsistentHashBalancer extends EndpointSetBalancer {
   private config?: ConsistentHashConfig;
   private readonly loads = new InflightLoads();
+  private ring?: HashRing<RingMember>;
+  private memberKeys: ReadonlySet<string> = new Set();
 
   getTypeName(): string {
     return CONSISTENT_HASH_POLICY;
@@ -121,11 +131,17 @@ export class ConsistentHashBalancer extends EndpointSetBalancer {
 
   protected override onMembership(keys: ReadonlySet<string>): void {
     this.loads.forgetAllBut(keys);
+    const members = [...keys];
+    if (this.ring && members.length === this.ring.members.length && members.every((key) => this.memberKeys.has(key))) return;
+    this.memberKeys = new Set(members);
+    this.ring = new HashRing(members.map((key) => ({ key })));
+    trace(`ring over ${members.join(',')}`);
   }
 
   protected createPicker(ready: readonly ReadyEndpoint[]): experimental.Picker {
-    trace(`ring over ${ready.map((endpoint) => endpoint.key).join(',')}`);
-    return new ConsistentHashPicker(new HashRing(ready), this.config!, this.loads);
+    // Endpoints outside the ring cannot occur (every child is a member); a ring over them keeps picks correct anyway.
+    const ring = this.ring && ready.every((endpoint) => this.memberKeys.has(endpoint.key)) ? this.ring : new HashRing(ready.map(({ key }) => ({ key })));
+    return new ConsistentHashPicker(ring, ready, this.config!, this.loads);
   }
 }
 
