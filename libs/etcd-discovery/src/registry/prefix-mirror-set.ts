@@ -46,6 +46,10 @@ export interface PrefixMirrorSetOptions<T> {
   readonly onRefused?: (reason: string) => void;
 }
 
+/** Events held per prefix while it lists, and their bytes; past either, they are dropped and the prefix listed again. */
+const MAX_HELD_EVENTS = 10_000;
+const MAX_HELD_BYTES = 32 * 1024 * 1024;
+
 /** Who a member reports to; an interface rather than closures, so a thousand members hold no closures. */
 export interface MirrorConsumer<T> {
   mirrorChanged(feed: MirrorFeed<T>, snapshot: MirrorSnapshot<T>): void;
@@ -417,6 +421,9 @@ class SetMember<T> implements MirrorFeed<T> {
   listRevision = 0;
   /** Events that arrived while listing, applied after it (those past its revision). */
   private held?: WatchEvent[];
+  private heldBytes = 0;
+  /** Held events passed the bound: the listing is kept, then the prefix is listed again at once. */
+  private heldOverflow = false;
   private published = false;
   private rejecting = false;
   private started = false;
@@ -485,6 +492,8 @@ class SetMember<T> implements MirrorFeed<T> {
     this.listingEpoch = epoch;
     this.liveIn = undefined;
     this.held = [];
+    this.heldBytes = 0;
+    this.heldOverflow = false;
   }
 
   /** The listing at `revision` is in: it becomes the state, then the held events after it apply. */
@@ -509,12 +518,21 @@ class SetMember<T> implements MirrorFeed<T> {
       if (applied.roomFreed) this.relistLater();
     }
     if (changed) this.publish();
+    if (this.heldOverflow) this.set.enqueue(this);
   }
 
   /** Events of this prefix from the set's watch, in revision order. */
   receive(events: WatchEvent[]): void {
     if (this.held) {
-      for (const event of events) this.held.push(event);
+      for (const event of events) {
+        this.held.push(event);
+        this.heldBytes += event.kv.key.length + (event.kv.value?.length ?? 0);
+      }
+      // A writer flooding the prefix while it lists (slow listings can be made) must not grow the heap without bound.
+      if (this.held.length > MAX_HELD_EVENTS || this.heldBytes > MAX_HELD_BYTES) {
+        this.held = undefined;
+        this.heldOverflow = true;
+      }
       return;
     }
     if (this.liveIn === undefined) return;
