@@ -53,6 +53,9 @@ class EtcdResolver implements experimental.Resolver {
   private readonly routes: readonly RequestRoute[];
   private subscription?: Subscription;
   private zoneFallback = false;
+  private replaying = false;
+  /** Answers waiting for a later turn of the event loop. */
+  private deferred = 0;
 
   constructor(
     target: experimental.GrpcUri,
@@ -80,22 +83,22 @@ class EtcdResolver implements experimental.Resolver {
     // waits for the next turn of the event loop. Later changes come from etcd events, outside any grpc-js
     // call: a microtask hands them over as soon as the event's handler returns, where setImmediate waited
     // behind every other I/O callback of the turn (up to tens of ms under load).
-    // Order is kept: while a deferred answer waits, later ones queue behind it rather than overtake it.
-    let replaying = true;
-    let deferred = 0;
-    const deliver = (report: () => void): void => {
-      if (!replaying && deferred === 0) return queueMicrotask(report);
-      deferred += 1;
-      setImmediate(() => {
-        deferred -= 1;
-        report();
-      });
-    };
+    this.replaying = true;
     this.subscription = this.source.states(this.serviceName).subscribe({
-      next: (state) => deliver(() => this.reportSafely(state, prefix)),
-      error: (error: Error) => deliver(() => this.reportError(error.message)),
+      next: (state) => this.deliver(() => this.reportSafely(state, prefix)),
+      error: (error: Error) => this.deliver(() => this.reportError(error.message)),
     });
-    replaying = false;
+    this.replaying = false;
+  }
+
+  /** Order is kept: while a deferred answer waits, later ones (a list, an error) queue behind it rather than overtake it. */
+  private deliver(report: () => void): void {
+    if (!this.replaying && this.deferred === 0) return queueMicrotask(report);
+    this.deferred += 1;
+    setImmediate(() => {
+      this.deferred -= 1;
+      report();
+    });
   }
 
   destroy(): void {
@@ -139,7 +142,7 @@ class EtcdResolver implements experimental.Resolver {
     // keeps routing to them); then an error, so calls fail at once instead of queueing to their deadline.
     const note = routed.note || `no live instance of service "${this.serviceName}" is registered in etcd under "${prefix}"`;
     this.listener(experimental.statusOrFromValue([]), {}, null, note);
-    setImmediate(() => {
+    this.deliver(() => {
       if (this.subscription) this.reportError(note);
     });
   }
