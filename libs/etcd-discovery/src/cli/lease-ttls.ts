@@ -23,5 +23,6 @@ export async function leaseTtls(client: Etcd3, leases: Iterable<string>): Promis
 
 /** etcdctl's spelling of a lease id: hexadecimal. */
 export function leaseHex(lease: string): string {
-  return BigInt(lease).toString(16);
+  // As etcdctl prints it (%016x), so an id copied from `etcdctl lease grant` or `lease list` matches.
+  return BigInt(lease).toString(16).padStart(16, '0');
 }
