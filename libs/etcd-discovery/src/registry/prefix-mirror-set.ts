@@ -10,6 +10,7 @@ import type { MirrorFeed, MirrorSnapshot } from './prefix-mirror-options.js';
 import { lastEventRevision, PrefixStore, type EntryMaker, type MirrorSource, type StoreListing, type WatchEvent } from './prefix-mirror-store.js';
 import { awaitConfirmation } from './watch-confirmation.js';
 import { discardWatcher } from './discard-watcher.js';
+import { WatchFragments } from './watch-fragments.js';
 
 /** A watch that lived this long before dying counts as healthy: the next resync starts fast. */
 const HEALTHY_WATCH_MS = 5_000;
@@ -76,7 +77,7 @@ export class PrefixMirrorSet<T> {
   private epoch = 0;
   /** The revision of the last event the current watch delivered (R0 before any): every earlier one has arrived. */
   private eventRevision = 0;
-  private fragments?: IWatchResponse['events'];
+  private readonly fragments = new WatchFragments();
   private readonly queue: SetMember<T>[] = [];
   private listings = 0;
   private pumpScheduled = false;
@@ -210,7 +211,7 @@ export class PrefixMirrorSet<T> {
       const confirmation = awaitConfirmation(this.client, () => finish('no confirmation from etcd'));
       const finish = (reason: string, error?: unknown): void => {
         confirmation.cancel();
-        this.fragments = undefined;
+        this.fragments.discard();
         if (this.watcher === watcher) this.dropWatcher();
         signal.removeEventListener('abort', onAbort);
         resolve({ reason, error });
@@ -346,14 +347,8 @@ export class PrefixMirrorSet<T> {
   private apply(response: IWatchResponse, epoch: number): void {
     if (epoch !== this.epoch) return;
     try {
-      if (response.fragment) {
-        this.fragments ??= [];
-        for (const event of response.events) this.fragments.push(event);
-        return;
-      }
-      const events = this.fragments ? [...this.fragments, ...response.events] : response.events;
-      this.fragments = undefined;
-      if (events.length === 0) return;
+      const events = this.fragments.join(response);
+      if (!events || events.length === 0) return;
       let byMember: Map<SetMember<T>, WatchEvent[]> | undefined;
       for (const event of events) {
         const member = this.memberOf(event.kv.key);

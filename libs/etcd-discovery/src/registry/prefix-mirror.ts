@@ -9,6 +9,7 @@ import type { MirrorFeed, MirrorSnapshot, PrefixMirrorOptions } from './prefix-m
 import { entriesOf, lastEventRevision, PrefixStore } from './prefix-mirror-store.js';
 import { awaitConfirmation } from './watch-confirmation.js';
 import { discardWatcher } from './discard-watcher.js';
+import { WatchFragments } from './watch-fragments.js';
 
 export type { MirrorEntry, MirrorFeed, MirrorSnapshot, PrefixMirrorOptions } from './prefix-mirror-options.js';
 
@@ -33,8 +34,7 @@ const ROOM_FREED = 'room freed under a cap';
 export class PrefixMirror<T> implements MirrorFeed<T> {
   /** What etcd holds as far as we know (within the caps). */
   private readonly store: PrefixStore<T>;
-  /** Events of a revision etcd split into fragments, applied with the last one (a torn revision never shows). */
-  private fragments?: IWatchResponse['events'];
+  private readonly fragments = new WatchFragments();
   private published = false;
   private rejecting = false;
   private revisionNow = 0;
@@ -180,8 +180,7 @@ export class PrefixMirror<T> implements MirrorFeed<T> {
       const confirmation = awaitConfirmation(this.client, () => finish('no confirmation from etcd'));
       const finish = (reason: string): void => {
         confirmation.cancel();
-        // A revision cut short by the end of its watch is read whole by the next listing.
-        this.fragments = undefined;
+        this.fragments.discard();
         if (this.watcher === watcher) this.dropWatcher();
         if (this.endWatch === finish) this.endWatch = undefined;
         this.abort.signal.removeEventListener('abort', onAbort);
@@ -204,14 +203,8 @@ export class PrefixMirror<T> implements MirrorFeed<T> {
 
   private apply(response: IWatchResponse): void {
     try {
-      if (response.fragment) {
-        this.fragments ??= [];
-        for (const event of response.events) this.fragments.push(event);
-        return;
-      }
-      const events = this.fragments ? [...this.fragments, ...response.events] : response.events;
-      this.fragments = undefined;
-      if (events.length === 0) return;
+      const events = this.fragments.join(response);
+      if (!events || events.length === 0) return;
       this.syncedAtMs = Date.now();
       const revision = lastEventRevision(events);
       this.revisionNow = Math.max(this.revisionNow, revision);
