@@ -1,16 +1,17 @@
 // The Nest CLI on this monorepo, as a newcomer types it in a fresh clone: `npx nest build greeter`, `npx nest
 // build gateway`, `nest start gateway` (nest-cli.json, tsc builder, no flags). The clone is a throwaway copy of
 // the working tree (sources and configs, no dist) under .tmp/, with its own node_modules whose entries link to
-// ours except `nestjs-etcd-discovery`, which links to the copy's library as the workspace does; `npm ci`'s
-// `prepare` (tsc -b libs/etcd-discovery) built the library. Then the library's source is edited in the copy:
-// the CLI's app builds leave the library's built output as it was (the tsc builder compiles one program per app
-// and never builds referenced projects, see README "Nest toolchain"), `npx nest build etcd-discovery` rebuilds
-// it, and the gateway `nest start gateway` runs carries the edit and serves a call to the built greeter.
+// ours except the workspace packages, which link to the copy's as the workspace does; `npm ci`'s `prepare`
+// (tsc -b libs/etcd-discovery) built the library. Then the library's source is edited in the copy (a new export
+// the gateway uses): the CLI's app builds type-check against it and build it (the apps' tsconfig takes the
+// library's types from its sources; the @demo/nest-build-references plugin builds the referenced library before
+// the app is emitted, see README "Nest toolchain"), a type error on either side fails the build, and the gateway
+// `nest start gateway` runs carries the edit and serves a call to the built greeter.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFile, cp, mkdir, mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { promisify, stripVTControlCharacters } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../scripts/local-etcd.mjs';
 import { ManagedProcess, ROOT, childEnv, getJson, listPrefix, uniqueNamespace, useProcesses } from '../support/processes.js';
@@ -19,10 +20,18 @@ import { waitFor } from '../support/wait.js';
 
 const run = promisify(execFile);
 const APPS = ['greeter', 'gateway'] as const;
-const PROJECTS = ['libs/etcd-discovery', 'apps/greeter', 'apps/gateway'];
+/** The workspace's packages (root package.json `workspaces`), linked under node_modules by the names below. */
+const PACKAGES: Record<string, string> = {
+  'nestjs-etcd-discovery': 'libs/etcd-discovery',
+  '@demo/greeter': 'apps/greeter',
+  '@demo/gateway': 'apps/gateway',
+  '@demo/nest-build-references': 'tools/nest-build-references',
+};
 const ROOT_FILES = ['package.json', 'nest-cli.json', 'tsconfig.base.json'];
 /** Build output and installed packages are what a clone does not have. */
 const NOT_IN_A_CLONE = /\/(dist|node_modules)(\/|$)|\.tsbuildinfo$/;
+const LIBRARY_INDEX = 'libs/etcd-discovery/src/index.ts';
+const GATEWAY_MAIN = 'apps/gateway/src/main.ts';
 
 /** Child PIDs of `pid` (Linux), to check that stopping `nest start` stops the app it spawned. */
 async function childPids(pid: number): Promise<number[]> {
@@ -39,39 +48,51 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** The working tree's projects and root configs in `dir`, installed as `npm ci` would (links to our packages). */
+/** The working tree's packages and root configs in `dir`, installed as `npm ci` would (links to our packages). */
 async function cloneWorkspace(dir: string): Promise<void> {
   for (const file of ROOT_FILES) await cp(join(ROOT, file), join(dir, file));
-  for (const project of PROJECTS) {
+  for (const project of Object.values(PACKAGES)) {
     await cp(join(ROOT, project), join(dir, project), { recursive: true, filter: (source) => !NOT_IN_A_CLONE.test(source.slice(ROOT.length - 1)) });
     // A project's own node_modules holds the versions npm nested there (grpc-js, OpenTelemetry).
-    await symlink(join(ROOT, project, 'node_modules'), join(dir, project, 'node_modules'));
+    const nested = join(ROOT, project, 'node_modules');
+    if (await stat(nested).then(() => true, () => false)) await symlink(nested, join(dir, project, 'node_modules'));
   }
-  await mkdir(join(dir, 'node_modules'));
+  await mkdir(join(dir, 'node_modules/@demo'), { recursive: true });
   for (const name of await readdir(join(ROOT, 'node_modules'))) {
     if (name === 'nestjs-etcd-discovery' || name === '@demo' || name === '.package-lock.json') continue;
     await symlink(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
   }
-  // The workspace link npm makes, to this copy's library.
-  await symlink('../libs/etcd-discovery', join(dir, 'node_modules/nestjs-etcd-discovery'));
+  // The workspace links npm makes, to this copy's packages.
+  for (const [name, project] of Object.entries(PACKAGES)) await symlink(join(dir, project), join(dir, 'node_modules', name));
 }
 
 describe('Nest CLI (nest-cli.json, tsc builder) in a fresh clone', () => {
   const processes = useProcesses();
   const fx = useEtcd({ beforeDestroy: () => processes.endFile() });
   let work: string;
+  let libraryIndex: string;
   const distOf = (app: string): string => join(work, 'apps', app, 'dist');
   const builtLibrary = (): Promise<string> => readFile(join(work, 'libs/etcd-discovery/dist/index.js'), 'utf8');
-  /** Printed once when the edited library is loaded. */
-  const edit = `nestjs-etcd-discovery edited in this clone ${randomBytes(4).toString('hex')}`;
+  /** The library's source with one more export, which the gateway prints when it starts. */
+  const editLibrary = (exported: string): Promise<void> => writeFile(join(work, LIBRARY_INDEX), `${libraryIndex}export const NEST_CLI_EDIT = ${exported};\n`);
+  const edit = (): string => `nestjs-etcd-discovery edited in this clone ${randomBytes(4).toString('hex')}`;
 
-  const npx = async (args: string[]): Promise<string> => {
+  /** Runs `npx args` in the clone; resolves with the exit code and the output, printed for the log. */
+  const npx = async (args: string[]): Promise<{ code: number; output: string }> => {
     const started = performance.now();
-    // execFile rejects on a non-zero exit code, with the command's output in the error.
-    const { stdout, stderr } = await run('npx', args, { cwd: work, env: childEnv(), timeout: 90_000 });
-    console.log(`[nest-cli] npx ${args.join(' ')}: ${Math.round(performance.now() - started)} ms${stdout || stderr ? `\n${stdout}${stderr}` : ''}`);
-    expect(`${stdout}${stderr}`, `tsc diagnostics from npx ${args.join(' ')}`).not.toMatch(/error TS\d+|Found \d+ error/);
-    return `${stdout}${stderr}`;
+    const { code, stdout, stderr } = await run('npx', args, { cwd: work, env: childEnv(), timeout: 90_000 }).then(
+      (result) => ({ code: 0, ...result }),
+      // execFile rejects on a non-zero exit code, with the command's output in the error.
+      (error: { code?: unknown; stdout?: string; stderr?: string }) => ({ code: typeof error.code === 'number' ? error.code : -1, stdout: error.stdout ?? '', stderr: error.stderr ?? `${String(error)}` }),
+    );
+    const output = stripVTControlCharacters(`${stdout}${stderr}`);
+    console.log(`[nest-cli] npx ${args.join(' ')}: exit ${code}, ${Math.round(performance.now() - started)} ms${output ? `\n${output}` : ''}`);
+    return { code, output };
+  };
+  const build = async (args: string[]): Promise<void> => {
+    const { code, output } = await npx(args);
+    expect(output, `tsc diagnostics from npx ${args.join(' ')}`).not.toMatch(/error TS\d+|Found \d+ error/);
+    expect(code, output).toBe(0);
   };
 
   beforeAll(async () => {
@@ -79,36 +100,56 @@ describe('Nest CLI (nest-cli.json, tsc builder) in a fresh clone', () => {
     await mkdir(join(ROOT, '.tmp'), { recursive: true });
     work = await mkdtemp(join(ROOT, '.tmp', 'nest-cli-'));
     await cloneWorkspace(work);
-    await npx(['tsc', '-b', 'libs/etcd-discovery']); // the root `prepare` script, run by `npm ci`
-    await appendFile(join(work, 'libs/etcd-discovery/src/index.ts'), `console.log(${JSON.stringify(edit)});\n`);
+    await build(['tsc', '-b', 'libs/etcd-discovery']); // the root `prepare` script, run by `npm ci`
+    libraryIndex = await readFile(join(work, LIBRARY_INDEX), 'utf8');
+    // The gateway uses an export the built library does not have yet.
+    const main = await readFile(join(work, GATEWAY_MAIN), 'utf8');
+    await writeFile(join(work, GATEWAY_MAIN), `${main}\nimport { NEST_CLI_EDIT } from 'nestjs-etcd-discovery';\nconsole.log('gateway sees ' + NEST_CLI_EDIT.trim());\n`);
   }, 120_000);
 
   afterAll(async () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  it('`npx nest build greeter` and `npx nest build gateway` exit 0, emit one .js per source file importing the library by package name, and leave the library as it was built', async () => {
+  it('`npx nest build greeter` and `npx nest build gateway` type-check against the edited library, build it, and emit one .js per source file importing it by package name', async () => {
+    const text = edit();
+    await editLibrary(JSON.stringify(text));
+    expect(await builtLibrary()).not.toContain(text);
     for (const app of APPS) {
-      await npx(['nest', 'build', app]);
+      await build(['nest', 'build', app]);
       const sources = (await readdir(join(work, 'apps', app, 'src'))).filter((file) => file.endsWith('.ts') && !file.endsWith('.spec.ts'));
-      const emitted = (await readdir(distOf(app))).filter((file) => file.endsWith('.js'));
-      // The layout `npm run build` (tsc -b) gives apps/<app>/dist: what `nest start` and the proto paths expect.
+      const emitted = (await readdir(distOf(app), { recursive: true })).filter((file) => file.endsWith('.js'));
+      // The layout `npm run build` (tsc -b) gives apps/<app>/dist: what `nest start` and the proto paths expect;
+      // the library's sources, which the app was checked against, are not emitted into it.
       expect(emitted.sort()).toEqual(sources.map((file) => file.replace(/\.ts$/, '.js')).sort());
       // The library stays an import by package name (the workspace's dist at run time), never a copy or a path.
       const code = await Promise.all(emitted.map((file) => readFile(join(distOf(app), file), 'utf8')));
       expect(code.filter((text) => /^import .* from 'nestjs-etcd-discovery';$/m.test(text)).length).toBeGreaterThan(0);
       expect(code.filter((text) => text.includes('libs/etcd-discovery'))).toEqual([]);
     }
-    // The CLI compiled the apps only: the edited library source is not built (README "Nest toolchain").
-    expect(await builtLibrary()).not.toContain(edit);
+    // The CLI's app build built the edited library (the plugin), no library build asked for.
+    expect(await builtLibrary()).toContain(text);
   }, 180_000);
 
-  it('`npx nest build etcd-discovery` builds the edited library into the dist the apps import', async () => {
-    await npx(['nest', 'build', 'etcd-discovery']);
-    expect(await builtLibrary()).toContain(edit);
-  }, 90_000);
+  it('a library change the app no longer type-checks against, and a type error in the library, fail `npx nest build gateway` with the diagnostic', async () => {
+    try {
+      await editLibrary('42 as const');
+      const app = await npx(['nest', 'build', 'gateway']);
+      expect(app.code).not.toBe(0);
+      expect(app.output).toMatch(/apps\/gateway\/src\/main\.ts.*error TS2339: Property 'trim' does not exist on type '42'/);
 
-  it('the built greeter registers and `nest start gateway` runs the edited library, serves /hello through discovery, and stops with the CLI', async () => {
+      await editLibrary('"x"; export const NEST_CLI_BROKEN: number = "not a number"');
+      const library = await npx(['nest', 'build', 'gateway']);
+      expect(library.code).not.toBe(0);
+      expect(library.output).toMatch(/etcd-discovery\/src\/index\.ts.*error TS2322: Type 'string' is not assignable to type 'number'/);
+    } finally {
+      await editLibrary(JSON.stringify(edit()));
+    }
+  }, 120_000);
+
+  it('the built greeter registers and `nest start gateway`, after one more library edit, runs the edited library, serves /hello through discovery, and stops with the CLI', async () => {
+    const text = edit();
+    await editLibrary(JSON.stringify(text));
     const namespace = uniqueNamespace('nest-cli');
     const greeter = processes.spawnNode('greeter (nest build)', join(distOf('greeter'), 'main.js'), {
       ETCD_HOSTS: fx.etcd.endpoint,
@@ -141,7 +182,7 @@ describe('Nest CLI (nest-cli.json, tsc builder) in a fresh clone', () => {
     );
     const match = await cli.waitForOutput(/gateway listening on (http:\/\/\S+)/, 60_000);
     console.log(`[nest-cli] nest start gateway: listening after ${Math.round(performance.now() - started)} ms`);
-    expect(cli.output(), 'the gateway loaded the edited library').toContain(edit);
+    expect(cli.output(), 'the gateway loaded the edited library').toContain(`gateway sees ${text}`);
     const [app] = await childPids(cli.pid);
     expect(app, 'the app process nest start spawned').toBeDefined();
     // It runs this clone's build.
@@ -158,4 +199,32 @@ describe('Nest CLI (nest-cli.json, tsc builder) in a fresh clone', () => {
     expect(exit.forced, cli.output()).toBe(false);
     expect(appStillAlive, 'the gateway outlived `nest start`').toBe(false);
   }, 120_000);
+  it('`nest start gateway --watch` restarts the gateway on the edited library when only the library\'s source changes', async () => {
+    const first = edit();
+    await editLibrary(JSON.stringify(first));
+    const port = await freePort();
+    const cli = processes.track(
+      new ManagedProcess(
+        'nest start gateway --watch',
+        spawn(process.execPath, [join(work, 'node_modules/@nestjs/cli/bin/nest.js'), 'start', 'gateway', '--watch', '--no-shell'], {
+          cwd: work,
+          env: childEnv({ ETCD_HOSTS: fx.etcd.endpoint, DISCOVERY_NAMESPACE: uniqueNamespace('nest-cli-watch'), PORT: String(port) }),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ),
+    );
+    try {
+      await cli.waitForOutput(new RegExp(`gateway sees ${first}[\\s\\S]*gateway listening on`), 60_000);
+      const second = edit();
+      const edited = performance.now();
+      await editLibrary(JSON.stringify(second));
+      // The watcher sees the library's source (part of the app's program), rebuilds the library and restarts the app.
+      await cli.waitForOutput(new RegExp(`gateway sees ${second}[\\s\\S]*gateway listening on`), 60_000);
+      console.log(`[nest-cli] nest start --watch: restarted on the library edit after ${Math.round(performance.now() - edited)} ms`);
+      expect(await builtLibrary()).toContain(second);
+    } finally {
+      const exit = await cli.stop();
+      expect(exit.forced, cli.output()).toBe(false);
+    }
+  }, 150_000);
 });

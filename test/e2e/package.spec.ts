@@ -36,7 +36,11 @@ describe('npm package nestjs-etcd-discovery', () => {
     expect(entries).toContain('package/dist/index.d.ts');
     expect(entries.filter((entry) => /\.spec\.|\.test\.|__tests__/.test(entry))).toEqual([]);
     expect(entries.filter((entry) => entry.endsWith('.tsbuildinfo'))).toEqual([]);
-    expect(entries.filter((entry) => !entry.startsWith('package/dist/') && !/^package\/(package\.json|README\.md|LICENSE)$/i.test(entry))).toEqual([]);
+    expect(entries.filter((entry) => !entry.startsWith('package/dist/') && !entry.startsWith('package/src/') && !/^package\/(package\.json|README\.md|LICENSE)$/i.test(entry))).toEqual([]);
+    // The sources the packed source maps point at (dist/*.js.map "sources": ../src/*.ts), which the workspace's
+    // apps also type-check against through the `nestjs-etcd-discovery:source` export condition.
+    expect(entries).toContain('package/src/index.ts');
+    expect(entries.filter((entry) => entry.startsWith('package/src/') && !entry.endsWith('.ts'))).toEqual([]);
 
     expect(manifest.name).toBe('nestjs-etcd-discovery');
     expect(manifest.type).toBe('module');
