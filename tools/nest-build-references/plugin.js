@@ -16,16 +16,23 @@ const formatHost = {
   getNewLine: () => ts.sys.newLine,
 };
 
-/** Builds the referenced projects (and their references) like `tsc -b`; their errors fail the CLI's command. */
+/** `nest start --watch` / `nest build --watch`: a failed library build must not end the session. */
+const watching = process.argv.slice(2).some((argument) => argument === '--watch' || argument === '-w');
+
+/**
+ * Builds the referenced projects (and their references) like `tsc -b`. Their errors fail `nest build` and
+ * `nest start` before the app is emitted or started; in watch mode they are printed and the watch goes on (the
+ * next edit builds again), as an error in the app's own code would be.
+ */
 function buildReferences(projects) {
   const diagnostics = [];
   const host = ts.createSolutionBuilderHost(ts.sys, undefined, (diagnostic) => diagnostics.push(diagnostic), () => {});
   const status = ts.createSolutionBuilder(host, projects, {}).build();
-  if (status !== ts.ExitStatus.Success) {
-    if (diagnostics.length > 0) console.error(ts.formatDiagnosticsWithColorAndContext(diagnostics, formatHost));
-    console.error(`@demo/nest-build-references: building ${projects.join(', ')} failed (${diagnostics.length} error(s)).`);
-    process.exit(1);
-  }
+  if (status === ts.ExitStatus.Success) return;
+  const format = process.stderr.isTTY ? ts.formatDiagnosticsWithColorAndContext : ts.formatDiagnostics;
+  if (diagnostics.length > 0) console.error(format(diagnostics, formatHost));
+  console.error(`@demo/nest-build-references: building ${projects.join(', ')} failed (${diagnostics.length} error(s)).`);
+  if (!watching) process.exit(1);
 }
 
 /** Called by the CLI with this plugin's options and the app's program, before every emit (also in watch mode). */
