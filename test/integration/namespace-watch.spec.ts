@@ -4,10 +4,14 @@
 // kept out of the others, per-prefix caps with one shared watch, and etcd refusing the namespace (RBAC) -> a watch per
 // service again, every service listed.
 import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
 import { Etcd3, Range, type IKeyValue } from 'etcd3';
 import type { Subscription } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { DiscoveryHub, NAMESPACE_WATCH_FROM } from '../../libs/etcd-discovery/src/discovery/discovery-hub.js';
+import { ClientFactory } from '../../libs/etcd-discovery/src/client/client-factory.js';
+import { DiscoveryHub } from '../../libs/etcd-discovery/src/discovery/discovery-hub.js';
+import { EtcdDiscoveryModule } from '../../libs/etcd-discovery/src/module/etcd-discovery.module.js';
+import { DEFAULT_NAMESPACE_WATCH_FROM as NAMESPACE_WATCH_FROM } from '../../libs/etcd-discovery/src/options/defaults.js';
 import type { DiscoveryState } from '../../libs/etcd-discovery/src/discovery/discovery-state.js';
 import type { ServiceInstance } from '../../libs/etcd-discovery/src/discovery/service-instance.js';
 import { AddressPolicy } from '../../libs/etcd-discovery/src/registry/address-policy.js';
@@ -232,6 +236,35 @@ describe('many services through one namespace watch', () => {
       // Lists only: no "unlisted" state, no error, once listed.
       expect(followed.states.get(service)!.every((state) => state.kind === 'listed')).toBe(true);
     }
+  });
+
+  it('the module option `namespaceWatchFrom`: 0 keeps a watch per service past the default threshold, 3 moves to one namespace watch at the third service', async () => {
+    const watchersFor = async (namespaceWatchFrom: number, count: number): Promise<{ watchers: number; namespaceWatch: boolean }> => {
+      const namespace = uniqueNamespace(`watch-from-${namespaceWatchFrom}`);
+      const services = Array.from({ length: count }, (_, k) => name(k));
+      await putInBatches(fx.outsider, services.map((service, k) => [`${namespace}/${service}/a`, record(`10.6.${k}.1:50051`)] as const));
+      await noWatchers();
+      const app = await NestFactory.createApplicationContext(EtcdDiscoveryModule.forRoot({ etcd: { hosts: [fx.etcd.endpoint] }, namespace, namespaceWatchFrom }), {
+        // The file's log recorder stays Nest's logger (`logger: false` would replace it for the tests after this one).
+        logger: logs,
+      });
+      try {
+        const factory = app.get(ClientFactory);
+        const lists = new Map<string, number>();
+        const subscriptions = services.map((service) => factory.instances(service).subscribe((list) => lists.set(service, list.length)));
+        await waitFor(() => services.every((service) => lists.get(service) === 1), 10_000, { what: `${count} services listed` });
+        // Watchers stay open while followed: the count settles at its final value.
+        await sleep(300);
+        const result = { watchers: await etcdWatchers(), namespaceWatch: app.get(DiscoveryHub).watchesNamespace };
+        for (const subscription of subscriptions) subscription.unsubscribe();
+        return result;
+      } finally {
+        await app.close();
+      }
+    };
+    expect(await watchersFor(0, NAMESPACE_WATCH_FROM + 4)).toEqual({ watchers: NAMESPACE_WATCH_FROM + 4, namespaceWatch: false });
+    expect(await watchersFor(3, 2)).toEqual({ watchers: 2, namespaceWatch: false });
+    expect(await watchersFor(3, 3)).toEqual({ watchers: 1, namespaceWatch: true });
   });
 
   it('falls back to a watch per service, every service listed, when etcd refuses the namespace (RBAC on service prefixes only)', { timeout: 30_000 }, async () => {

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Etcd3 } from 'etcd3';
 import { Observable, type Subscriber, type TeardownLogic } from 'rxjs';
+import { DEFAULT_NAMESPACE_WATCH_FROM } from '../options/defaults.js';
 import type { AddressPolicy } from '../registry/address-policy.js';
 import { PrefixMirror, type MirrorFeed } from '../registry/prefix-mirror.js';
 import type { EntryMaker } from '../registry/prefix-mirror-store.js';
@@ -15,17 +16,11 @@ import { ServiceWatcher, type ServiceSync } from './service-watcher.js';
 
 /** A watch outlives its last subscriber this long, so a channel that goes idle and back does not re-list. */
 const LINGER_MS = 30_000;
-/**
- * Services followed at once from which the hub watches the whole namespace once instead of each service:
- * a watch per service costs a watcher in etcd and ~8 KB of client heap (half of it etcd3's watcher), a
- * namespace watch costs receiving the events of services nobody here follows (their keys are dropped by
- * name, never stored). Few services stay on watches of their own, so a client of one service in a huge
- * namespace never hears of the rest.
- */
-export const NAMESPACE_WATCH_FROM = 32;
-
 export interface DiscoveryHubOptions {
-  /** See NAMESPACE_WATCH_FROM; the hub goes back to a watch per service below half of it. */
+  /**
+   * Followed services from which one namespace watch feeds them all (see DEFAULT_NAMESPACE_WATCH_FROM); the
+   * hub goes back to a watch per service below half of it. 0: never.
+   */
   readonly namespaceWatchFrom?: number;
   /** See LINGER_MS. */
   readonly lingerMs?: number;
@@ -33,7 +28,7 @@ export interface DiscoveryHubOptions {
 
 /**
  * ONE watcher per service per process, shared by every channel and subscriber of that service,
- * started on first use and stopped a while after the last subscriber leaves. From NAMESPACE_WATCH_FROM
+ * started on first use and stopped a while after the last subscriber leaves. From `namespaceWatchFrom`
  * services on, the watchers are fed by one watch on the namespace, handed over without a gap.
  */
 export class DiscoveryHub implements InstanceSource {
@@ -59,7 +54,8 @@ export class DiscoveryHub implements InstanceSource {
     private readonly policy?: AddressPolicy,
     options: DiscoveryHubOptions = {},
   ) {
-    this.namespaceWatchFrom = options.namespaceWatchFrom ?? NAMESPACE_WATCH_FROM;
+    const from = options.namespaceWatchFrom ?? DEFAULT_NAMESPACE_WATCH_FROM;
+    this.namespaceWatchFrom = from === 0 ? Number.POSITIVE_INFINITY : from;
     this.lingerMs = options.lingerMs ?? LINGER_MS;
     this.entryInNamespace = (prefix, key, kv, bytes) => decodeStoredEntry(prefix, key, kv, bytes, policy);
   }

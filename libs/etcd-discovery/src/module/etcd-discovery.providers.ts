@@ -35,7 +35,7 @@ export const coreProviders: Provider[] = [
   {
     provide: DiscoveryHub,
     useFactory: (client: Etcd3, options: ResolvedDiscoveryOptions) =>
-      new DiscoveryHub(client, options.namespace, new AddressPolicy(options.allowedAddresses)),
+      new DiscoveryHub(client, options.namespace, new AddressPolicy(options.allowedAddresses), { namespaceWatchFrom: options.namespaceWatchFrom }),
     inject: [ETCD_CLIENT, RESOLVED_DISCOVERY_OPTIONS],
   },
   {

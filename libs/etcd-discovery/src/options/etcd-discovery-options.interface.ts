@@ -104,6 +104,14 @@ export interface EtcdDiscoveryModuleOptions {
    */
   discoveryTimeoutMs?: number;
   /**
+   * From how many followed services on this process watches the whole namespace once instead of each service
+   * (back to a watch per service below half of it). A namespace watch saves etcd a watcher per service but
+   * delivers every write under the namespace, followed or not: lower it in a namespace of few services, raise it
+   * or set `0` (never) in a large shared namespace where this process follows a handful.
+   * @default 32
+   */
+  namespaceWatchFrom?: number;
+  /**
    * Register the module globally.
    * @default false
    */

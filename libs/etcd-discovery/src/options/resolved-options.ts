@@ -21,6 +21,8 @@ export interface ResolvedDiscoveryOptions {
     readonly healthService: boolean;
   };
   readonly discoveryTimeoutMs: number;
+  /** 0: a watch per service, always. */
+  readonly namespaceWatchFrom: number;
 }
 
 export interface ResolvedRegistration {

@@ -22,6 +22,7 @@ describe('validateOptions defaults', () => {
       registrations: [],
       server: { ttlSeconds: 10, drainDelayMs: 1_000, shutdownTimeoutMs: 10_000, healthService: true },
       discoveryTimeoutMs: 10_000,
+      namespaceWatchFrom: 32,
     });
   });
 
@@ -31,6 +32,7 @@ describe('validateOptions defaults', () => {
       namespace: '/prod/services',
       server: { ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000, healthService: false },
       discoveryTimeoutMs: 0,
+      namespaceWatchFrom: 0,
     });
     expect(resolved.etcd).toEqual({
       hosts: ['https://etcd-1:2379', 'https://etcd-2:2379'],
@@ -42,6 +44,7 @@ describe('validateOptions defaults', () => {
     expect(resolved.namespace).toBe('/prod/services');
     expect(resolved.server).toEqual({ ttlSeconds: 2, drainDelayMs: 0, shutdownTimeoutMs: 3_600_000, healthService: false });
     expect(resolved.discoveryTimeoutMs).toBe(0);
+    expect(resolved.namespaceWatchFrom).toBe(0);
   });
 
   it('does not hand back the default hosts array itself (callers cannot mutate the default)', () => {
@@ -174,6 +177,9 @@ describe('validateOptions numbers', () => {
     ['server.drainDelayMs', { server: { drainDelayMs: -1 } }, -1, /from 0 to 300000/],
     ['server.shutdownTimeoutMs', { server: { shutdownTimeoutMs: Number.NaN } }, 'NaN', /from 0 to 3600000/],
     ['discoveryTimeoutMs', { discoveryTimeoutMs: Number.POSITIVE_INFINITY }, 'Infinity', /from 0 to 3600000/],
+    ['namespaceWatchFrom', { namespaceWatchFrom: -1 }, -1, /whole number of followed services from 0 to 1000000/],
+    ['namespaceWatchFrom', { namespaceWatchFrom: 2.5 }, 2.5, /whole number of followed services/],
+    ['namespaceWatchFrom', { namespaceWatchFrom: Number.POSITIVE_INFINITY }, 'Infinity', /from 0 to 1000000/],
   ])('rejects %s = %s', (field, options, shown, message) => {
     const error = invalid(() => validateOptions(loose(options)));
     expect(error.field).toBe(field);

@@ -9,6 +9,7 @@ import {
   DEFAULT_HOSTS,
   DEFAULT_KEEPALIVE_INTERVAL_MS,
   DEFAULT_NAMESPACE,
+  DEFAULT_NAMESPACE_WATCH_FROM,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   DEFAULT_TTL_SECONDS,
@@ -39,6 +40,7 @@ const NUMBER_RULES: Record<string, NumberRule> = {
   'server.drainDelayMs': { min: 0, max: 300_000, integer: true, unit: 'milliseconds' },
   'server.shutdownTimeoutMs': { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
   discoveryTimeoutMs: { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
+  namespaceWatchFrom: { min: 0, max: 1_000_000, integer: true, unit: 'followed services' },
 };
 
 /** The one place options are checked; every other file reads the resolved result. */
@@ -71,6 +73,7 @@ export function validateOptions(options: EtcdDiscoveryModuleOptions | undefined)
       healthService: boolean('server.healthService', server.healthService, DEFAULT_HEALTH_SERVICE),
     },
     discoveryTimeoutMs: number('discoveryTimeoutMs', input.discoveryTimeoutMs, DEFAULT_DISCOVERY_TIMEOUT_MS),
+    namespaceWatchFrom: number('namespaceWatchFrom', input.namespaceWatchFrom, DEFAULT_NAMESPACE_WATCH_FROM),
   };
 }
 
