@@ -118,6 +118,20 @@ describe('metrics through @opentelemetry/api (real etcd, real grpc-js servers)',
     expect(await sumOf(metrics, callsWithoutInstance.name)).toBe(2);
     expect(await metrics.value(instanceCount.name, { [ATTRIBUTES.service]: 'nobody' })).toBe(0);
 
+    // A live instance relaying its own "no live instance" (a service that calls another through this library)
+    // is a server's answer, not a call of ours without an instance.
+    const relay = await GreeterServer.start({
+      code: Status.UNAVAILABLE,
+      details: `14 UNAVAILABLE: nestjs-etcd-discovery: no live instance of service "deeper" is registered in etcd under "${namespace}/deeper/"`,
+    });
+    fx.cleanup.add(() => relay.forceShutdown());
+    await fx.outsider.put(`${namespace}/relay/i${relay.port}`).value(JSON.stringify({ Addr: `127.0.0.1:${relay.port}`, Metadata: {} }));
+    const relayed = await callOnce(factory.createClient('relay', { package: 'greeter', protoPath: GREETER_PROTO_PATH }).getService<GreeterClient>('Greeter'));
+    expect(relayed).toMatchObject({ ok: false, code: Status.UNAVAILABLE });
+    expect(relay.answered).toBeGreaterThanOrEqual(1);
+    expect(await metrics.value(callsWithoutInstance.name, { [ATTRIBUTES.service]: 'relay' })).toBe(0);
+    expect(await sumOf(metrics, callsWithoutInstance.name)).toBe(2);
+
     await server.close();
     expect(await metrics.value(registrationStatus.name, { [ATTRIBUTES.registrationState]: 'deregistered' })).toBe(1);
     expect(await metrics.value(registrationStatus.name, { [ATTRIBUTES.registrationState]: 'registered' })).toBe(0);

@@ -32,6 +32,8 @@ export interface Behaviour {
   delayMs: number;
   /** Answer with this status instead of a reply. */
   code?: Status;
+  /** The status's details with `code` (default: `port <port> answers <code>`). */
+  details?: string;
   /** Hold every call without answering (until `release()`), e.g. to force-shut a server with no reply half-written. */
   hold?: boolean;
 }
@@ -57,10 +59,10 @@ export class GreeterServer {
     const sayHello: handleUnaryCall<HelloRequest, HelloReply> = (call, callback) => {
       const self = ref.self!;
       self.received.push(performance.now());
-      const { delayMs, code, hold } = self.behaviour;
+      const { delayMs, code, details, hold } = self.behaviour;
       const answer = (): void => {
         self.answered += 1;
-        if (code !== undefined) callback({ code, details: `port ${self.port} answers ${Status[code]}` } as ServiceError);
+        if (code !== undefined) callback({ code, details: details ?? `port ${self.port} answers ${Status[code]}` } as ServiceError);
         else callback(null, { message: `hello ${call.request.name}`, instanceId: String(self.port), address: String(self.port) });
       };
       if (hold) self.held.push(answer);
