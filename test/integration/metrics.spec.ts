@@ -108,29 +108,43 @@ describe('metrics through @opentelemetry/api (real etcd, real grpc-js servers)',
       { attributes: { ...GREETER, [ATTRIBUTES.serverAddress]: '127.0.0.1', [ATTRIBUTES.serverPort]: servers[1].port }, value: 1 },
     ]);
 
-    // Whatever the policy: grpc-js's round_robin (the default) and ours.
-    const nobody = (loadBalancing: 'round_robin' | 'p2c_ewma'): GreeterClient =>
-      factory.createClient('nobody', { package: 'greeter', protoPath: GREETER_PROTO_PATH, loadBalancing }).getService<GreeterClient>('Greeter');
-    const failures = [await callOnce(nobody('round_robin')), await callOnce(nobody('p2c_ewma'))];
+    // Whatever the policy (grpc-js's round_robin, the default, and ours), and once per call when retried (grpc-js
+    // marks the final status of a retried call with grpc-previous-rpc-attempts).
+    const nobody = (loadBalancing: 'round_robin' | 'p2c_ewma', retry?: { maxAttempts: number }): GreeterClient =>
+      factory.createClient('nobody', { package: 'greeter', protoPath: GREETER_PROTO_PATH, loadBalancing, retry }).getService<GreeterClient>('Greeter');
+    const failures = [
+      await callOnce(nobody('round_robin')),
+      await callOnce(nobody('p2c_ewma')),
+      await callOnce(nobody('round_robin', { maxAttempts: 3 })),
+      await callOnce(nobody('round_robin')),
+    ];
     console.log(`[metrics] calls to a service without instances: ${failures.map((failure) => JSON.stringify(!failure.ok && failure.details)).join(', ')}`);
-    expect(failures.map((outcome) => !outcome.ok && outcome.code)).toEqual([Status.UNAVAILABLE, Status.UNAVAILABLE]);
-    expect(await metrics.value(callsWithoutInstance.name, { [ATTRIBUTES.service]: 'nobody' })).toBe(2);
-    expect(await sumOf(metrics, callsWithoutInstance.name)).toBe(2);
+    expect(failures.map((outcome) => !outcome.ok && outcome.code)).toEqual([Status.UNAVAILABLE, Status.UNAVAILABLE, Status.UNAVAILABLE, Status.UNAVAILABLE]);
+    expect(await metrics.value(callsWithoutInstance.name, { [ATTRIBUTES.service]: 'nobody' })).toBe(4);
+    expect(await sumOf(metrics, callsWithoutInstance.name)).toBe(4);
     expect(await metrics.value(instanceCount.name, { [ATTRIBUTES.service]: 'nobody' })).toBe(0);
 
     // A live instance relaying its own "no live instance" (a service that calls another through this library)
-    // is a server's answer, not a call of ours without an instance.
-    const relay = await GreeterServer.start({
-      code: Status.UNAVAILABLE,
-      details: `14 UNAVAILABLE: nestjs-etcd-discovery: no live instance of service "deeper" is registered in etcd under "${namespace}/deeper/"`,
-    });
-    fx.cleanup.add(() => relay.forceShutdown());
-    await fx.outsider.put(`${namespace}/relay/i${relay.port}`).value(JSON.stringify({ Addr: `127.0.0.1:${relay.port}`, Metadata: {} }));
-    const relayed = await callOnce(factory.createClient('relay', { package: 'greeter', protoPath: GREETER_PROTO_PATH }).getService<GreeterClient>('Greeter'));
-    expect(relayed).toMatchObject({ ok: false, code: Status.UNAVAILABLE });
-    expect(relay.answered).toBeGreaterThanOrEqual(1);
-    expect(await metrics.value(callsWithoutInstance.name, { [ATTRIBUTES.service]: 'relay' })).toBe(0);
-    expect(await sumOf(metrics, callsWithoutInstance.name)).toBe(2);
+    // is a server's answer, not a call of ours without an instance: as a Trailers-Only response, after response
+    // headers, and retried.
+    const text = `14 UNAVAILABLE: nestjs-etcd-discovery: no live instance of service "deeper" is registered in etcd under "${namespace}/deeper/"`;
+    const relays = [
+      await GreeterServer.start({ code: Status.UNAVAILABLE, details: text }),
+      await GreeterServer.start({ code: Status.UNAVAILABLE, details: text, headersFirst: true }),
+    ];
+    fx.cleanup.add(() => relays.forEach((relay) => relay.forceShutdown()));
+    for (const [k, relay] of relays.entries()) {
+      const service = `relay-${k}`;
+      await fx.outsider.put(`${namespace}/${service}/i${relay.port}`).value(JSON.stringify({ Addr: `127.0.0.1:${relay.port}`, Metadata: {} }));
+      const client = (retry?: { maxAttempts: number }): GreeterClient =>
+        factory.createClient(service, { package: 'greeter', protoPath: GREETER_PROTO_PATH, retry }).getService<GreeterClient>('Greeter');
+      expect(await callOnce(client())).toMatchObject({ ok: false, code: Status.UNAVAILABLE, details: text });
+      expect(await callOnce(client({ maxAttempts: 3 }))).toMatchObject({ ok: false, code: Status.UNAVAILABLE, details: text });
+      // The Trailers-Only answer was retried (1 + 3 attempts); response headers commit a call, never retried.
+      expect(relay.answered).toBe(relay.behaviour.headersFirst ? 2 : 4);
+      expect(await metrics.value(callsWithoutInstance.name, { [ATTRIBUTES.service]: service })).toBe(0);
+    }
+    expect(await sumOf(metrics, callsWithoutInstance.name)).toBe(4);
 
     await server.close();
     expect(await metrics.value(registrationStatus.name, { [ATTRIBUTES.registrationState]: 'deregistered' })).toBe(1);

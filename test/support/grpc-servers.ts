@@ -34,6 +34,8 @@ export interface Behaviour {
   code?: Status;
   /** The status's details with `code` (default: `port <port> answers <code>`). */
   details?: string;
+  /** Send response headers before the `code` status (else the error is a Trailers-Only response). */
+  headersFirst?: boolean;
   /** Hold every call without answering (until `release()`), e.g. to force-shut a server with no reply half-written. */
   hold?: boolean;
 }
@@ -59,9 +61,10 @@ export class GreeterServer {
     const sayHello: handleUnaryCall<HelloRequest, HelloReply> = (call, callback) => {
       const self = ref.self!;
       self.received.push(performance.now());
-      const { delayMs, code, details, hold } = self.behaviour;
+      const { delayMs, code, details, headersFirst, hold } = self.behaviour;
       const answer = (): void => {
         self.answered += 1;
+        if (code !== undefined && headersFirst) call.sendMetadata(new Metadata());
         if (code !== undefined) callback({ code, details: details ?? `port ${self.port} answers ${Status[code]}` } as ServiceError);
         else callback(null, { message: `hello ${call.request.name}`, instanceId: String(self.port), address: String(self.port) });
       };

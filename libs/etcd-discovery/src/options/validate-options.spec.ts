@@ -177,7 +177,7 @@ describe('validateOptions numbers', () => {
     ['server.drainDelayMs', { server: { drainDelayMs: -1 } }, -1, /from 0 to 300000/],
     ['server.shutdownTimeoutMs', { server: { shutdownTimeoutMs: Number.NaN } }, 'NaN', /from 0 to 3600000/],
     ['discoveryTimeoutMs', { discoveryTimeoutMs: Number.POSITIVE_INFINITY }, 'Infinity', /from 0 to 3600000/],
-    ['namespaceWatchFrom', { namespaceWatchFrom: -1 }, -1, /whole number of followed services from 0 to 1000000/],
+    ['namespaceWatchFrom', { namespaceWatchFrom: -1 }, -1, /whole number of followed services \(0: never\) from 0 to 1000000/],
     ['namespaceWatchFrom', { namespaceWatchFrom: 2.5 }, 2.5, /whole number of followed services/],
     ['namespaceWatchFrom', { namespaceWatchFrom: Number.POSITIVE_INFINITY }, 'Infinity', /from 0 to 1000000/],
   ])('rejects %s = %s', (field, options, shown, message) => {

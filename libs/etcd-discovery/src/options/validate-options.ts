@@ -40,7 +40,7 @@ const NUMBER_RULES: Record<string, NumberRule> = {
   'server.drainDelayMs': { min: 0, max: 300_000, integer: true, unit: 'milliseconds' },
   'server.shutdownTimeoutMs': { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
   discoveryTimeoutMs: { min: 0, max: 3_600_000, integer: true, unit: 'milliseconds' },
-  namespaceWatchFrom: { min: 0, max: 1_000_000, integer: true, unit: 'followed services' },
+  namespaceWatchFrom: { min: 0, max: 1_000_000, integer: true, unit: 'followed services (0: never)' },
 };
 
 /** The one place options are checked; every other file reads the resolved result. */

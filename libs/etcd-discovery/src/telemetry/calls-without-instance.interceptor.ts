@@ -15,8 +15,8 @@ const NO_INSTANCE_DETAILS = /no live instance|none matching selector|cannot be l
  *
  * Only calls that never heard from a server count: a server relaying such an error of its own (a Nest
  * service calling another through this library) answers with response headers, or with a Trailers-Only
- * response whose metadata holds at least its content-type; a status grpc-js makes up locally carries
- * neither.
+ * response whose metadata holds at least its content-type. A status grpc-js makes up locally carries no
+ * metadata but LOCAL_KEYS (see there).
  */
 export function countCallsWithoutInstance(serviceName: string): Interceptor {
   const metrics = new ClientMetrics(serviceName);
@@ -32,7 +32,7 @@ export function countCallsWithoutInstance(serviceName: string): Interceptor {
             nextHeaders(headers);
           },
           onReceiveStatus: (status, nextStatus) => {
-            if (status.code === Status.UNAVAILABLE && !fromServer && NO_INSTANCE_DETAILS.test(status.details) && isEmpty(status.metadata)) {
+            if (status.code === Status.UNAVAILABLE && !fromServer && NO_INSTANCE_DETAILS.test(status.details) && onlyLocalKeys(status.metadata)) {
               metrics.callWithoutInstance();
             }
             nextStatus(status);
@@ -42,8 +42,15 @@ export function countCallsWithoutInstance(serviceName: string): Interceptor {
   };
 }
 
-function isEmpty(metadata: Metadata): boolean {
-  return Object.keys(metadata.getMap()).length === 0;
+/**
+ * Keys grpc-js itself adds to a status it made up: its retrying call sets `grpc-previous-rpc-attempts` on the
+ * final status of a retried call that got no headers (and on the picker's shared status object, so later calls
+ * failed by that picker carry it too).
+ */
+const LOCAL_KEYS: ReadonlySet<string> = new Set(['grpc-previous-rpc-attempts']);
+
+function onlyLocalKeys(metadata: Metadata): boolean {
+  return Object.keys(metadata.getMap()).every((key) => LOCAL_KEYS.has(key));
 }
 
 /**
