@@ -8,7 +8,22 @@
 // What this adds is the library's JavaScript, built before the app is emitted and started.
 'use strict';
 
+const { renameSync, writeFileSync } = require('node:fs');
 const ts = require('typescript');
+
+/**
+ * Outputs are written beside their target and renamed over it: two sessions (`nest start greeter --watch` and
+ * `nest start gateway --watch`) rebuild the library on the same edit, and an app one of them restarts must never
+ * load a file the other has truncated and not yet rewritten.
+ */
+const system = {
+  ...ts.sys,
+  writeFile(path, data, writeByteOrderMark) {
+    const temporary = `${path}.${process.pid}.tmp`;
+    writeFileSync(temporary, writeByteOrderMark ? `\uFEFF${data}` : data);
+    renameSync(temporary, path);
+  },
+};
 
 const formatHost = {
   getCanonicalFileName: (fileName) => fileName,
@@ -26,7 +41,7 @@ const watching = process.argv.slice(2).some((argument) => argument === '--watch'
  */
 function buildReferences(projects) {
   const diagnostics = [];
-  const host = ts.createSolutionBuilderHost(ts.sys, undefined, (diagnostic) => diagnostics.push(diagnostic), () => {});
+  const host = ts.createSolutionBuilderHost(system, undefined, (diagnostic) => diagnostics.push(diagnostic), () => {});
   const status = ts.createSolutionBuilder(host, projects, {}).build();
   if (status === ts.ExitStatus.Success) return;
   const format = process.stderr.isTTY ? ts.formatDiagnosticsWithColorAndContext : ts.formatDiagnostics;
