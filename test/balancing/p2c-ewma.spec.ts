@@ -103,7 +103,7 @@ describe('p2c_ewma with real servers', () => {
     }
   });
 
-  it('ejects a server answering UNAVAILABLE: from a second after its first call it gets under 2% of calls, in bursts of at most 6', async () => {
+  it('ejects a server answering UNAVAILABLE: from a second after its first call it gets under 2% of calls, in bursts no larger than the calls in flight', async () => {
     const [good1, good2] = await fx.startServers(2);
     const [bad] = await fx.startServers(1, { code: Status.UNAVAILABLE });
     fx.source().set([good1, good2, bad].map((server) => instanceOf(server)));
@@ -116,7 +116,8 @@ describe('p2c_ewma with real servers', () => {
     await warmUp(measured, [good1, good2]);
     const start = performance.now();
     const windows: { bad: number; all: number }[] = [];
-    const load = runLoad(measured, { concurrency: 16, durationMs: 4_000 });
+    const concurrency = 16;
+    const load = runLoad(measured, { concurrency, durationMs: 4_000 });
     const result = await load;
     // Counted from the bad server's first call, not from the load's start: on a loaded machine the first picks
     // (fresh statistics, several in flight before the first UNAVAILABLE returns) came a second late.
@@ -132,11 +133,12 @@ describe('p2c_ewma with real servers', () => {
         `; client saw failures ${JSON.stringify(result.failures)} of ${result.outcomes.length}`,
     );
     expect(windows.length).toBeGreaterThanOrEqual(6);
-    // Each re-admission (after 1 s, 2 s, 4 s... of ejection) lets a few calls in before the first UNAVAILABLE comes
-    // back: a short burst, bounded by the calls in flight, and under 2 % of all calls over the whole period.
+    // Each re-admission (after 1 s, 2 s, 4 s... of ejection) lets the calls picked before the first UNAVAILABLE comes
+    // back through: a burst bounded by the calls in flight (seen: up to 8 at ~4,400 calls/s on a loaded machine),
+    // and under 2 % of all calls over the whole period.
     for (const window of windows) {
       expect(window.all).toBeGreaterThan(20);
-      expect(window.bad).toBeLessThanOrEqual(6);
+      expect(window.bad).toBeLessThanOrEqual(concurrency);
     }
     const badAfter = windows.reduce((sum, window) => sum + window.bad, 0);
     const allAfter = windows.reduce((sum, window) => sum + window.all, 0);

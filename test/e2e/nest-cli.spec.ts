@@ -49,6 +49,25 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Until `cli` has printed nothing for `quietMs`. @nestjs/cli 12.0 loses a SIGTERM that lands while `--watch`
+ * restarts the app (the signal reaches the old app, the new one keeps the CLI running), and one edit can set off
+ * two rebuilds: stop it only once it is idle.
+ */
+async function quiet(cli: ManagedProcess, quietMs = 1_500): Promise<void> {
+  let length = -1;
+  let since = 0;
+  await waitFor(
+    () => {
+      const now = cli.output().length;
+      if (now !== length) [length, since] = [now, performance.now()];
+      return performance.now() - since >= quietMs;
+    },
+    30_000,
+    { intervalMs: 100, what: `${cli.name} to print nothing for ${quietMs} ms` },
+  );
+}
+
 /** The working tree's packages and root configs in `dir`, installed as `npm ci` would (links to our packages). */
 async function cloneWorkspace(dir: string): Promise<void> {
   for (const file of ROOT_FILES) await cp(join(ROOT, file), join(dir, file));
@@ -232,6 +251,7 @@ describe('Nest CLI (nest-cli.json, tsc builder) in a fresh clone', () => {
       await cli.waitForOutput(new RegExp(`gateway sees ${third}[\\s\\S]*gateway listening on`), 60_000);
       expect(cli.alive, 'the watch session survived the library type error').toBe(true);
     } finally {
+      await quiet(cli).catch(() => undefined);
       const exit = await cli.stop();
       expect(exit.forced, cli.output()).toBe(false);
     }
