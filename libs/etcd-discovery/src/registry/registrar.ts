@@ -70,6 +70,11 @@ export class Registrar {
   /** Every value this process wrote per key: after an update, etcd may still hold an older one of ours. */
   private readonly ownValues = new Map<string, Set<string>>();
   private paused = false;
+  /**
+   * Keys a pause deleted: until each is claimed again its key watch may still show our record (the delete's
+   * event not yet delivered), and a resume() trusting that view resolved without putting the key back.
+   */
+  private readonly withdrawn = new Set<string>();
   /** Callers of `settle()` waiting for the next reconcile to start, then for the one running. */
   private nextWaiters: Waiter[] = [];
   private runningWaiters: Waiter[] = [];
@@ -263,8 +268,9 @@ export class Registrar {
     for (const [index, record] of this.records.entries()) {
       if (this.paused) break;
       const seen = this.mirrors[index].current.get(record.key)?.value;
-      if (seen?.value === record.value && seen.lease === granted.id) continue;
+      if (!this.withdrawn.has(record.key) && seen?.value === record.value && seen.lease === granted.id) continue;
       const outcome = await this.claim(record, granted);
+      this.withdrawn.delete(record.key);
       outcomes.push(outcome);
       // etcd now holds this value: older ones of ours cannot come back (an update() meanwhile added the newest).
       if (outcome !== 'conflict') this.ownValues.set(record.key, new Set([record.value, this.records[index].value]));
@@ -322,15 +328,21 @@ export class Registrar {
     }
   }
 
-  /** Deletes each key still holding a record of ours; the lease stays, so resume() is one put per key. */
+  /**
+   * Deletes each key still holding a record of ours; the lease stays, so resume() is one put per key. Reads etcd,
+   * not the key watch: right after an update the watch may still show the value before, and a delete compared
+   * with that one left the newer record in etcd while paused. Another writer's record is left alone.
+   */
   private async withdrawWhilePaused(): Promise<void> {
-    for (const [index, { key }] of this.records.entries()) {
-      const seen = this.mirrors[index].current.get(key)?.value;
-      if (seen && !this.isOwnValue(key, seen.value)) continue;
-      // Listed or not yet: delete whatever of ours etcd holds; another writer's record is left alone.
-      const held = seen?.value ?? (await this.client.get(key).string());
-      if (held !== null && this.isOwnValue(key, held)) {
-        await this.client.if(key, 'Value', '==', held).then(this.client.delete().key(key)).commit();
+    for (const { key } of this.records) {
+      for (let attempt = 1; ; attempt++) {
+        const held = await this.client.get(key).string();
+        if (held === null || !this.isOwnValue(key, held)) break;
+        this.withdrawn.add(key);
+        const deleted = await this.client.if(key, 'Value', '==', held).then(this.client.delete().key(key)).commit();
+        if (deleted.succeeded) break;
+        // Changed between the read and the delete: read again; the reconcile loop retries past a few.
+        if (attempt === 3) throw new Error(`key ${key} kept changing while it was being withdrawn`);
       }
     }
     for (const mirror of this.mirrors) mirror.start();
