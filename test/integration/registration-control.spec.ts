@@ -185,7 +185,7 @@ describe('update(metadata)', () => {
     expect(registration.state).toBe('registered');
   });
 
-  it('updates log nothing at the default level and, made while paused, keep at most three values of ours per key', async () => {
+  it('updates log nothing at the default level and, made while paused, keep at most four values of ours per key', async () => {
     const ns = uniqueNamespace('update-quiet');
     const registration = newRegistration(ns, { serviceName: 'alpha' });
     registration.register({ address: { host: '127.0.0.1', port: 50_051 }, grpcServices: [] });
@@ -197,9 +197,11 @@ describe('update(metadata)', () => {
     expect(logs.lines.slice(mark).filter((line) => line.level !== 'debug' && line.level !== 'verbose')).toEqual([]);
 
     await registration.pause();
+    // Paused right after an update: the record is gone although the key watch may still show the one before.
+    expect(await readKey(fx.outsider, key)).toBeUndefined();
     for (let weight = 21; weight <= 520; weight++) await registration.update({ weight });
     const ownValues = (registration as unknown as { registrar: { ownValues: Map<string, Set<string>> } }).registrar.ownValues;
-    expect(ownValues.get(key)!.size).toBeLessThanOrEqual(3);
+    expect(ownValues.get(key)!.size).toBeLessThanOrEqual(4);
     await registration.resume();
     expect(await metadataInEtcd(key)).toMatchObject({ weight: 520 });
   });

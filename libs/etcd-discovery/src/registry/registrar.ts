@@ -69,6 +69,11 @@ export class Registrar {
   private readonly conflicts = new Set<string>();
   /** Every value this process wrote per key: after an update, etcd may still hold an older one of ours. */
   private readonly ownValues = new Map<string, Set<string>>();
+  /**
+   * The value each key's last claim sent: etcd may hold it though the claim failed (a lost response) or is still
+   * running, and the key watch may not show it yet, so update() keeps it among our values.
+   */
+  private readonly lastSent = new Map<string, string>();
   private paused = false;
   /**
    * Keys a pause deleted: until each is claimed again its key watch may still show our record (the delete's
@@ -166,10 +171,13 @@ export class Registrar {
       if (!serviceNames.has(record.serviceName)) return record;
       const { grpcServices, startedAt } = record.metadata;
       const updated = buildRecord(record.serviceName, record.key, this.addresses[index], { ...metadataOf(record), grpcServices, startedAt });
-      // Ours from now on: what etcd holds (if ours), the value a claim may be writing, the new one. Values of
-      // earlier updates never written are forgotten, so updates while paused or offline cannot pile up.
+      // Ours from now on (at most four): the current and the new value, the one the last claim sent (etcd may
+      // hold it before the key watch shows it) and what the watch shows, if ours. Values of earlier updates never
+      // written are forgotten, so updates while paused or offline cannot pile up.
       const seen = this.mirrors[index]?.current.get(record.key)?.value.value;
+      const sent = this.lastSent.get(record.key);
       const values = new Set([record.value, updated.value]);
+      if (sent !== undefined) values.add(sent);
       if (seen !== undefined && this.isOwnValue(record.key, seen)) values.add(seen);
       this.ownValues.set(record.key, values);
       return updated;
@@ -266,7 +274,7 @@ export class Registrar {
     if (!granted || this.abort.signal.aborted) return;
     const outcomes: ClaimOutcome[] = [];
     for (const [index, record] of this.records.entries()) {
-      if (this.paused) break;
+      if (this.paused || this.abort.signal.aborted) break;
       const seen = this.mirrors[index].current.get(record.key)?.value;
       if (!this.withdrawn.has(record.key) && seen?.value === record.value && seen.lease === granted.id) continue;
       const outcome = await this.claim(record, granted);
@@ -295,6 +303,7 @@ export class Registrar {
   /** Create-only put; a key already holding our exact value (old lease, same process) is re-attached. */
   private async claim(record: RegisteredInstance, granted: GrantedLease): Promise<ClaimOutcome> {
     const { key, value } = record;
+    this.lastSent.set(key, value);
     try {
       const created = await this.client
         .if(key, 'Create', '==', 0)
@@ -336,9 +345,10 @@ export class Registrar {
   private async withdrawWhilePaused(): Promise<void> {
     for (const { key } of this.records) {
       for (let attempt = 1; ; attempt++) {
+        // Claimed on resume whatever is found: the key watch may not have seen this read's answer either.
+        this.withdrawn.add(key);
         const held = await this.client.get(key).string();
         if (held === null || !this.isOwnValue(key, held)) break;
-        this.withdrawn.add(key);
         const deleted = await this.client.if(key, 'Value', '==', held).then(this.client.delete().key(key)).commit();
         if (deleted.succeeded) break;
         // Changed between the read and the delete: read again; the reconcile loop retries past a few.
