@@ -344,9 +344,9 @@ export class Registrar {
    */
   private async withdrawWhilePaused(): Promise<void> {
     for (const { key } of this.records) {
+      // Claimed on resume whatever is found: the key watch may not have seen the answer to this read either.
+      this.withdrawn.add(key);
       for (let attempt = 1; ; attempt++) {
-        // Claimed on resume whatever is found: the key watch may not have seen this read's answer either.
-        this.withdrawn.add(key);
         const held = await this.client.get(key).string();
         if (held === null || !this.isOwnValue(key, held)) break;
         const deleted = await this.client.if(key, 'Value', '==', held).then(this.client.delete().key(key)).commit();
